@@ -1,0 +1,28 @@
+"""Named reasons a row is rejected. Every drop in the project is one of these, never a bare exception."""
+
+from enum import StrEnum
+
+
+class RejectReason(StrEnum):
+    # decode + validate
+    EMPTY_FILE = "empty_file"
+    NOT_AN_IMAGE = "not_an_image"
+    TRUNCATED = "truncated"
+    DECODE_ERROR = "decode_error"
+    TOO_LARGE = "too_large"  # over the pixel cap: decompression-bomb guard
+    TOO_SMALL = "too_small"  # short side under the minimum
+    BAD_ASPECT_RATIO = "bad_aspect_ratio"
+    # model-based filters
+    NO_PERSON = "no_person"
+    LOW_AESTHETIC = "low_aesthetic"
+    NOT_PHOTO = "not_photo"
+    TEXT_OVERLAY = "text_overlay"
+    # selection
+    DUP_PHASH = "dup_phash"
+    DUP_EMBEDDING = "dup_embedding"
+    BALANCE_DOWNSAMPLED = "balance_downsampled"
+
+
+def stage_error(stage: str) -> str:
+    """Reason for rows of a batch whose stage raised: the run goes on, the rows say where it failed."""
+    return f"stage_error:{stage}"
