@@ -1,0 +1,39 @@
+"""The `humans1b` command. Each subcommand is a module in `pipelines/commands` with NAME, HELP, add_arguments, run."""
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from common.config import ConfigError
+from common.log import configure_logging
+
+# Modules under pipelines.commands, in the order `humans1b --help` lists them.
+COMMANDS = ["sample_data", "demo", "ray_local"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="humans1b", description="Humans-1B: curation, pretraining, post-training.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        module = importlib.import_module(f"pipelines.commands.{name}")
+        cmd = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        module.add_arguments(cmd)
+        cmd.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(logging.DEBUG if args.verbose else logging.INFO)
+    try:
+        return int(args.run(args) or 0)
+    except ConfigError as err:  # a usage error: the message names the key, a traceback adds nothing
+        sys.stderr.write(f"humans1b {args.command}: {err}\n")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
