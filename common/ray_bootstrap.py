@@ -1,0 +1,254 @@
+"""Start a local Ray that keeps all traffic on 127.0.0.1, or join an existing cluster.
+
+A local head stays off the network only with these measures together:
+- RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, else Ray replaces 127.0.0.1 by the address it finds with a UDP
+  connect to 8.8.8.8 (the driver reads it at import, so init_ray also sets Ray's cached copy);
+- RAY_USAGE_STATS_ENABLED=0, plus RAY_USAGE_STATS_REPORT_URL on loopback for heads from `ray start`;
+- `ray_bootstrap_config.yaml` in the HOME of the Ray processes, else the dashboard probes cloud metadata
+  (169.254.169.254) to guess the provider. The processes get a private HOME holding that file (and the
+  auth token), so the user's HOME is never written.
+"""
+
+import logging
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+import ray
+import ray._private.ray_constants as ray_constants
+
+logger = logging.getLogger(__name__)
+
+LOCALHOST = "127.0.0.1"
+BOOTSTRAP_CONFIG = "ray_bootstrap_config.yaml"
+# Ray's default takes 30 % of RAM (~7 GiB on a 24 GiB box) away from the model weights held by the
+# workers; 2 GiB holds hundreds of decoded image batches.
+DEFAULT_OBJECT_STORE_BYTES = 2 * 1024**3
+# Unix socket paths are limited to 107 bytes; Ray puts them at
+# <temp_dir>/session_<date>_<time>_<micros>_<pid>/sockets/plasma_store (~63 bytes after temp_dir).
+_MAX_TEMP_ROOT_CHARS = 40
+# ray.shutdown returns before the dashboard's helper processes have exited; wait this long for them.
+_EXIT_WAIT_S = 20.0
+
+
+@dataclass(frozen=True)
+class RayHandle:
+    """What init_ray connected to; home and temp_dir are set only for a local head it started."""
+
+    address: str
+    dashboard_url: str | None
+    home: Path | None = None
+    temp_dir: Path | None = None
+
+
+@dataclass
+class _LocalSession:
+    handle: RayHandle
+    saved_env: dict[str, str | None]
+    saved_enable_cluster: bool
+    processes: list[psutil.Process]  # the head's processes, direct children of this driver
+
+
+_session: _LocalSession | None = None
+_joined: RayHandle | None = None
+
+
+def prepare_ray_home(home: Path) -> None:
+    """Write what Ray processes read from their HOME: an empty `ray_bootstrap_config.yaml` and an auth token."""
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / BOOTSTRAP_CONFIG
+    if not config.exists():
+        config.write_text("{}\n")
+    token = _token_path(home)
+    if not token.exists():
+        token.parent.mkdir(exist_ok=True)
+        token.touch(mode=0o600)
+        token.write_text(secrets.token_hex(32))
+
+
+def local_ray_env(home: Path, temp_dir: Path) -> dict[str, str]:
+    """The env of a local head's processes: private `home` (see prepare_ray_home) and Ray `temp_dir`.
+
+    Clients of the head (`ray job submit`, drivers) need the same without HOME and TMPDIR.
+    """
+    return {
+        "HOME": str(home),
+        # Python's multiprocessing in the head leaves pymp-* dirs in TMPDIR; keep them in what shutdown removes.
+        "TMPDIR": str(temp_dir),
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        # A head from `ray start` reports "usage stats disabled" once to usage-stats.ray.io; this is the
+        # only switch for that request, so it goes to a closed port on loopback instead.
+        "RAY_USAGE_STATS_REPORT_URL": f"http://{LOCALHOST}:9/",
+        # Token auth set explicitly, with the token path, so clients find the token without this HOME.
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN_PATH": str(_token_path(home)),
+    }
+
+
+def make_ray_temp_dir(prefix: str = "ray-") -> Path:
+    """A fresh directory for Ray's `temp_dir`, short enough for Ray's unix socket paths."""
+    root = tempfile.gettempdir()
+    if len(root) > _MAX_TEMP_ROOT_CHARS:
+        root = "/tmp"
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=root))
+
+
+def init_ray(
+    address: str | None = None,
+    *,
+    num_cpus: int | None = None,
+    object_store_memory: int | None = None,
+    runtime_env: dict[str, Any] | None = None,
+) -> RayHandle:
+    """Connect to `address` ("ray://host:port", "host:port" or "auto"), or start a local head on 127.0.0.1.
+
+    Without `address`, RAY_ADDRESS is used when set (as inside a submitted job); otherwise a local head starts
+    with `num_cpus` (default: all) and `object_store_memory` (default 2 GiB). Calling it again while Ray is
+    initialised returns the current handle without starting anything.
+    """
+    global _joined
+    if _session is not None and not ray.is_initialized():
+        shutdown_ray()  # ray.shutdown() was called directly: finish cleaning up that head first
+    if ray.is_initialized():
+        current = _session.handle if _session is not None else _joined
+        if current is None:
+            current = RayHandle(address=ray.get_runtime_context().gcs_address, dashboard_url=None)
+        logger.info("Ray already initialised at %s; not starting another", current.address)
+        return current
+
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        if num_cpus is not None or object_store_memory is not None:
+            logger.info("num_cpus and object_store_memory apply to a local head only; ignored for %s", address)
+        context = ray.init(address=address, runtime_env=runtime_env)
+        _joined = RayHandle(address=address, dashboard_url=_http_url(context.dashboard_url))
+        logger.info("Connected to Ray at %s", address)
+        return _joined
+    return _start_local(num_cpus, object_store_memory, runtime_env)
+
+
+def _start_local(
+    num_cpus: int | None, object_store_memory: int | None, runtime_env: dict[str, Any] | None
+) -> RayHandle:
+    global _session
+    temp_dir = make_ray_temp_dir()
+    home = temp_dir / "home"
+    prepare_ray_home(home)
+    env = local_ray_env(home, temp_dir)
+    # ray.init turns token auth on itself and refreshes the config it cached at import; setting
+    # RAY_AUTH_MODE before would leave that cache at "disabled" and lock the driver out of its own head.
+    env.pop("RAY_AUTH_MODE")
+    saved_env = {key: os.environ.get(key) for key in env}
+    # The processes ray.init spawns inherit os.environ, so the private HOME and the switches must be set now.
+    os.environ.update(env)
+    # The driver read this switch when ray was imported; it decides how 127.0.0.1 below is resolved.
+    saved_enable_cluster = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    driver = psutil.Process()
+    children_before = {child.pid for child in driver.children()}
+    try:
+        context = ray.init(
+            num_cpus=num_cpus,
+            object_store_memory=object_store_memory or DEFAULT_OBJECT_STORE_BYTES,
+            runtime_env=runtime_env,
+            include_dashboard=True,
+            dashboard_host=LOCALHOST,
+            _node_ip_address=LOCALHOST,
+            _temp_dir=str(temp_dir),
+        )
+    except BaseException:
+        ray.shutdown()  # whatever part of the head did start
+        _restore(saved_env, saved_enable_cluster)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+        raise
+    finally:
+        # The driver keeps the user's HOME and TMPDIR (tempfile cached it in make_ray_temp_dir); the head
+        # and its workers keep the private ones.
+        _set_env("HOME", saved_env["HOME"])
+        _set_env("TMPDIR", saved_env["TMPDIR"])
+    handle = RayHandle(
+        address=context.address_info["gcs_address"],
+        dashboard_url=_http_url(context.dashboard_url),
+        home=home,
+        temp_dir=temp_dir,
+    )
+    processes = [child for child in driver.children() if child.pid not in children_before]
+    _session = _LocalSession(handle, saved_env, saved_enable_cluster, processes)
+    logger.info("Started local Ray at %s (dashboard %s, temp dir %s)", handle.address, handle.dashboard_url, temp_dir)
+    return handle
+
+
+def shutdown_ray() -> None:
+    """Disconnect from Ray; for a local head, stop it and remove its private HOME and temp dir."""
+    global _session, _joined
+    session, _session, _joined = _session, None, None
+    if session is None:
+        ray.shutdown()
+        return
+    processes = _with_descendants(session.processes)
+    ray.shutdown()
+    _, alive = psutil.wait_procs(processes, timeout=_EXIT_WAIT_S)
+    _restore(session.saved_env, session.saved_enable_cluster)
+    temp_dir = session.handle.temp_dir
+    if alive:
+        # They may still write logs into it; removing it under them would fail half-way.
+        pids = sorted(p.pid for p in alive)
+        logger.warning("Ray processes %s still running after shutdown; leaving %s in place", pids, temp_dir)
+    elif temp_dir is not None:
+        shutil.rmtree(temp_dir)
+    logger.info("Stopped local Ray at %s", session.handle.address)
+
+
+@contextmanager
+def ray_session(address: str | None = None, **kwargs: Any) -> Iterator[RayHandle]:
+    """init_ray(address, **kwargs) for the block; on exit shutdown_ray(), unless Ray was already initialised
+    (an outer session, such as a test fixture's, keeps running)."""
+    owner = not ray.is_initialized()
+    handle = init_ray(address, **kwargs)
+    try:
+        yield handle
+    finally:
+        if owner:
+            shutdown_ray()
+
+
+def _token_path(home: Path) -> Path:
+    return home / ".ray" / "auth_token"
+
+
+def _http_url(host_port: str | None) -> str | None:
+    # Ray reports the dashboard as "host:port".
+    if not host_port:
+        return None
+    return host_port if "://" in host_port else f"http://{host_port}"
+
+
+def _with_descendants(processes: list[psutil.Process]) -> list[psutil.Process]:
+    found = []
+    for process in processes:
+        try:
+            found += [process, *process.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
+def _restore(saved_env: Mapping[str, str | None], saved_enable_cluster: bool) -> None:
+    for key, value in saved_env.items():
+        _set_env(key, value)
+    ray_constants.ENABLE_RAY_CLUSTER = saved_enable_cluster
+
+
+def _set_env(key: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(key, None)
+    else:
+        os.environ[key] = value
