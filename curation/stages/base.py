@@ -47,6 +47,7 @@ class StageResult:
 class Stage(ABC):
     name: ClassVar[str]
     fields: ClassVar[list[pa.Field]]  # the columns this stage adds, in order
+    reasons: ClassVar[tuple[str, ...]] = ()  # every reason it may give, so counts map back to stages
     needs_model: ClassVar[bool] = False  # True: an actor pool, setup() once per actor
 
     def __init__(self, resources: StageResources | None = None) -> None:
