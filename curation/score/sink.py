@@ -1,0 +1,103 @@
+"""Collects streamed candidate rows per input shard and writes each shard once all its rows have arrived.
+
+`candidates/part-XXXXX.parquet` is renamed into place first, then `part-XXXXX.done.json`, the completion marker
+that holds the shard's funnel and stage times. A shard without a marker is redone from scratch on resume.
+"""
+
+import json
+import logging
+import os
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from curation.score.funnel import funnel_counts
+from curation.stages.base import STAGE_SECONDS
+
+log = logging.getLogger(__name__)
+
+SHARD_ID, SHARD_ROWS = "shard_id", "shard_rows"
+
+
+def part_path(out_dir: Path, shard_id: int) -> Path:
+    return out_dir / f"part-{shard_id:05d}.parquet"
+
+
+def marker_path(out_dir: Path, shard_id: int) -> Path:
+    return out_dir / f"part-{shard_id:05d}.done.json"
+
+
+def read_marker(out_dir: Path, shard_id: int) -> dict | None:
+    path = marker_path(out_dir, shard_id)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _replace_atomically(path: Path, write) -> None:
+    tmp = path.with_name(path.name + ".partial")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+class CandidateSink:
+    """Driver-side: `add` batches as they stream in; a shard is written as soon as it is complete."""
+
+    def __init__(
+        self,
+        out_dir: Path,
+        *,
+        schema: pa.Schema,
+        shard_sources: dict[int, str],
+        stage_names: Sequence[str],
+        owner: dict[str, str],
+    ) -> None:
+        self.out_dir = Path(out_dir)
+        self.schema = schema
+        self.shard_sources = shard_sources
+        self.stage_names = list(stage_names)
+        self.owner = owner
+        self._parts: dict[int, list[pa.Table]] = {}
+        self._rows: Counter = Counter()
+        self.completed: list[int] = []
+
+    def add(self, batch: pa.Table) -> list[int]:
+        """Buffer a batch; returns the shard ids it completed."""
+        done = []
+        ids = batch[SHARD_ID].to_numpy()
+        for shard_id in sorted(set(ids.tolist())):
+            part = batch.filter(pa.array(ids == shard_id))
+            self._parts.setdefault(shard_id, []).append(part)
+            self._rows[shard_id] += part.num_rows
+            expected = part[SHARD_ROWS][0].as_py()
+            if self._rows[shard_id] > expected:
+                raise RuntimeError(f"shard {shard_id} received {self._rows[shard_id]} rows, expected {expected}")
+            if self._rows[shard_id] == expected:
+                self._write(shard_id, pa.concat_tables(self._parts.pop(shard_id)))
+                done.append(shard_id)
+        return done
+
+    @property
+    def pending(self) -> dict[int, int]:
+        """Shards with rows buffered but not complete: shard id -> rows so far."""
+        return {shard_id: self._rows[shard_id] for shard_id in self._parts}
+
+    def _write(self, shard_id: int, table: pa.Table) -> None:
+        table = table.sort_by("key")  # streaming order varies run to run; files must not
+        seconds = Counter()
+        for timings in table[STAGE_SECONDS].to_pylist():
+            seconds.update(dict(timings or []))
+        candidates = table.select(self.schema.names).cast(self.schema)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        _replace_atomically(part_path(self.out_dir, shard_id), lambda p: pq.write_table(candidates, p))
+        marker = {
+            "shard_id": shard_id,
+            "source": self.shard_sources[shard_id],
+            "rows": table.num_rows,
+            "funnel": funnel_counts(table, self.stage_names, self.owner),
+            "stage_seconds": {k: round(v, 6) for k, v in sorted(seconds.items())},
+        }
+        _replace_atomically(marker_path(self.out_dir, shard_id), lambda p: p.write_text(json.dumps(marker, indent=1)))
+        self.completed.append(shard_id)
+        log.info("shard %05d complete: %d rows from %s", shard_id, table.num_rows, marker["source"])
