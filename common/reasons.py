@@ -4,6 +4,14 @@ from enum import StrEnum
 
 
 class RejectReason(StrEnum):
+    # reading the raw input, before any decode
+    READ_ERROR = "read_error"  # a file could not be opened or read (missing, permissions, network)
+    ARCHIVE_DAMAGED = "archive_damaged"  # a tar or parquet truncated or corrupt: rows after the damage are lost
+    UNSAFE_MEMBER = "unsafe_member"  # tar member with an absolute or `..` path, a link or a device
+    FILE_TOO_LARGE = "file_too_large"  # over the per-file byte cap
+    NO_IMAGE_MEMBER = "no_image_member"  # a tar sample with no image member (only json, txt, ...)
+    DUPLICATE_MEMBER = "duplicate_member"  # a tar member name seen before in the same tar
+    NULL_IMAGE = "null_image"  # a parquet row whose image cell is null
     # decode + validate
     EMPTY_FILE = "empty_file"
     NOT_AN_IMAGE = "not_an_image"

@@ -10,7 +10,7 @@ from common.config import ConfigError
 from common.log import configure_logging
 
 # Modules under pipelines.commands, in the order `humans1b --help` lists them.
-COMMANDS = ["sample_data", "demo", "ray_local"]
+COMMANDS = ["sample_data", "curate", "demo", "ray_local"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -78,6 +78,10 @@ class CandidateSink:
                 done.append(shard_id)
         return done
 
+    def write_empty(self, shard_id: int) -> None:
+        """A shard that produced no rows still gets its (empty) part file and marker, so it counts as done."""
+        self._write(shard_id, self.schema.empty_table())
+
     @property
     def pending(self) -> dict[int, int]:
         """Shards with rows buffered but not complete: shard id -> rows so far."""
@@ -86,9 +90,17 @@ class CandidateSink:
     def _write(self, shard_id: int, table: pa.Table) -> None:
         table = table.sort_by("key")  # streaming order varies run to run; files must not
         seconds = Counter()
-        for timings in table[STAGE_SECONDS].to_pylist():
-            seconds.update(dict(timings or []))
-        candidates = table.select(self.schema.names).cast(self.schema)
+        if STAGE_SECONDS in table.column_names:
+            for timings in table[STAGE_SECONDS].to_pylist():
+                seconds.update(dict(timings or []))
+        # Columns of stages that are switched off stay null, so every part has the full candidate schema.
+        candidates = pa.table(
+            {
+                f.name: table[f.name].cast(f.type) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
+                for f in self.schema
+            },
+            schema=self.schema,
+        )
         self.out_dir.mkdir(parents=True, exist_ok=True)
         _replace_atomically(part_path(self.out_dir, shard_id), lambda p: pq.write_table(candidates, p))
         marker = {

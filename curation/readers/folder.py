@@ -1,0 +1,31 @@
+"""A chunk of image files from a folder: one row per file, bytes read whole up to the size cap."""
+
+import logging
+
+import pyarrow as pa
+
+from common.filesystem import resolve
+from common.reasons import RejectReason
+from curation.readers.rows import MAX_FILE_BYTES, ShardRows
+from curation.readers.shard import InputShard
+
+log = logging.getLogger(__name__)
+
+
+def read_folder_shard(shard: InputShard, *, max_file_bytes: int = MAX_FILE_BYTES) -> pa.Table:
+    """One row per file of the chunk, in its sorted order; member is null."""
+    rows = ShardRows(shard.shard_id)
+    fs, base = resolve(shard.root)  # once per chunk: an object-store filesystem is costly to build
+    for path, source in zip(shard.paths, shard.uris, strict=True):
+        image, reason = None, None
+        try:
+            # compression=None: a file is read as stored, whatever its extension suggests.
+            with fs.open_input_stream(f"{base.rstrip('/')}/{path}", compression=None) as stream:
+                image = stream.read(max_file_bytes + 1)  # one byte over the cap is enough to know
+        except OSError as e:
+            log.warning("cannot read %s: %s", source, e)
+            reason = RejectReason.READ_ERROR
+        if image is not None and len(image) > max_file_bytes:
+            reason = RejectReason.FILE_TOO_LARGE
+        rows.add(source=source, key_source=shard.key_source(path), member=None, image=image, reason=reason)
+    return rows.table()

@@ -1,0 +1,126 @@
+"""Runs the score phase: discover input shards, skip the finished ones, stream the rest through the stages on
+Ray Data, write each shard's candidates as it completes, then sum every shard's funnel into stats.json."""
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from common.config import save_resolved_config, to_object
+from common.ray_bootstrap import ray_session
+from common.schemas import candidate_schema
+from curation.readers import READER_REASONS, InputShard, discover_input_shards, read_dataset
+from curation.score.config import ScoreConfig
+from curation.score.funnel import add_counts, check_invariant, reason_owner
+from curation.score.sink import CandidateSink, read_marker
+from curation.score.stage_runner import apply_stage
+from curation.stages.base import Stage
+from curation.stages.decode import DecodeStage
+from curation.stages.phash import PhashStage
+from curation.stages.pixels import IMAGE
+
+log = logging.getLogger(__name__)
+
+CANDIDATES_DIR = "candidates"
+STATS_NAME = "stats.json"
+
+
+@dataclass
+class ScoreRun:
+    stats: dict
+    shards_done_now: int
+    shards_total: int
+    seconds: float
+
+
+def build_stages(cfg: ScoreConfig) -> list[Stage]:
+    """The stages in pipeline order: cheap first, so models never see what a cheap check rejected."""
+    return [
+        DecodeStage(cfg.decode, cfg.stages.decode.resources),
+        PhashStage(cfg.decode, cfg.stages.phash.resources),
+    ]
+
+
+def clip_dim(cfg: ScoreConfig) -> int:
+    return 1  # replaced by the CLIP model's width once the CLIP stage is configured
+
+
+def check_resume_matches(shards: Sequence[InputShard], candidates: Path) -> None:
+    for shard in shards:
+        marker = read_marker(candidates, shard.shard_id)
+        if marker is not None and marker["source"] != shard.shard_name:
+            raise RuntimeError(
+                f"{candidates} holds shard {shard.shard_id} of {marker['source']}, but the inputs now give "
+                f"{shard.shard_name} there: the input set changed since that run; write to a new output directory"
+            )
+
+
+def run_score(cfg_node: DictConfig) -> ScoreRun:
+    cfg: ScoreConfig = to_object(cfg_node)
+    out = Path(cfg.output)
+    candidates = out / CANDIDATES_DIR
+    shards = discover_input_shards(cfg.input, files_per_shard=cfg.files_per_shard)
+    if not shards:
+        raise ValueError(f"no input images, tars or parquet files found under {list(cfg.input)}")
+    check_resume_matches(shards, candidates)
+    todo = [s for s in shards if read_marker(candidates, s.shard_id) is None]
+    save_resolved_config(cfg_node, out)
+    stages = build_stages(cfg)
+    names = [s.name for s in stages]
+    owner = reason_owner([(s.name, s.reasons) for s in stages], READER_REASONS)
+    start = time.perf_counter()
+    if todo:
+        log.info("%d of %d input shards to score", len(todo), len(shards))
+        sink = CandidateSink(
+            candidates,
+            schema=candidate_schema(clip_dim(cfg)),
+            shard_sources={s.shard_id: s.shard_name for s in shards},
+            stage_names=names,
+            owner=owner,
+        )
+        with ray_session(cfg.address, num_cpus=cfg.num_cpus):
+            ds = read_dataset(todo)
+            for stage in stages:
+                ds = apply_stage(ds, stage)
+            for batch in ds.drop_columns([IMAGE]).iter_batches(batch_format="pyarrow", batch_size=None):
+                sink.add(batch)
+        if sink.pending:
+            raise RuntimeError(f"the stream ended with incomplete shards (id -> rows): {sink.pending}")
+        empty = {s.shard_id for s in todo} - set(sink.completed)
+        for shard_id in sorted(empty):  # a shard with no rows at all never shows up in the stream
+            sink.write_empty(shard_id)
+    else:
+        log.info("all %d input shards already scored; nothing to do", len(shards))
+    stats = write_stats(out, shards, names, time.perf_counter() - start, len(todo))
+    return ScoreRun(stats, len(todo), len(shards), time.perf_counter() - start)
+
+
+def write_stats(out: Path, shards: Sequence[InputShard], names: Sequence[str], seconds: float, done_now: int) -> dict:
+    funnel: dict = {}
+    stage_seconds: dict[str, float] = {}
+    for shard in shards:
+        marker = read_marker(out / CANDIDATES_DIR, shard.shard_id)
+        funnel = add_counts(funnel, marker["funnel"])
+        for name, s in marker["stage_seconds"].items():
+            stage_seconds[name] = stage_seconds.get(name, 0.0) + s
+    check_invariant(funnel)
+    rows_in = next(iter(funnel.values()))["in"] if funnel else 0
+    kept = list(funnel.values())[-1]["kept"] if funnel else 0
+    rejected: dict[str, int] = {}
+    for counts in funnel.values():
+        rejected.update(counts["rejected"])
+    stats = {
+        "rows_in": rows_in,
+        "kept": kept,
+        "rejected": dict(sorted(rejected.items())),
+        "stages": funnel,
+        "stage_seconds": {k: round(v, 3) for k, v in stage_seconds.items()},
+        "shards": len(shards),
+        "last_run": {"shards_scored": done_now, "seconds": round(seconds, 3)},
+    }
+    (out / STATS_NAME).write_text(json.dumps(stats, indent=2) + "\n")
+    return stats
