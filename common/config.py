@@ -21,9 +21,9 @@ class ConfigError(ValueError):
 
 
 def load_config(
-    schema: type, *, config_path: str | os.PathLike | None = None, overrides: Sequence[str] = ()
+    schema: type | object, *, config_path: str | os.PathLike | None = None, overrides: Sequence[str] = ()
 ) -> DictConfig:
-    """Merge the dataclass defaults, an optional YAML file and `key.sub=value` overrides, in that order."""
+    """Merge dataclass defaults (a class or an instance), an optional YAML file and `key.sub=value` overrides."""
     cfg = OmegaConf.structured(schema)
     if config_path is not None:
         path = Path(config_path)

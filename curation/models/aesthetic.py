@@ -77,12 +77,14 @@ def check_layout(model: nn.Module, state: dict[str, torch.Tensor], source: str) 
 
 class AestheticPredictor:
     def __init__(self, mlp: AestheticMLP, device: str = "cpu") -> None:
-        self.mlp = mlp.to(device).eval()
+        # float64: the MLP is tiny, and this makes a row's score independent of the batch it arrives in (float32
+        # matmuls round differently by batch size, which would break byte-identical re-runs after a resume).
+        self.mlp = mlp.to(device=device, dtype=torch.float64).eval()
         self.device = device
 
     def score(self, embeddings: np.ndarray) -> np.ndarray:
         """[N] float32 scores for [N, D] CLIP image embeddings (re-normalised here: stored ones are float16)."""
-        x = torch.as_tensor(np.asarray(embeddings), dtype=torch.float32, device=self.device)
+        x = torch.as_tensor(np.asarray(embeddings), dtype=torch.float64, device=self.device)
         if x.ndim != 2 or x.shape[1] != self.mlp.input_dim:
             raise ValueError(f"expected embeddings [N, {self.mlp.input_dim}], got {list(x.shape)}")
         with torch.inference_mode():

@@ -99,6 +99,9 @@ class _YoloRunner:
                 iou=cfg.iou,
                 max_det=cfg.max_det,
                 classes=[cfg.person_class],
+                # Always the square letterbox: with rect, a batch of same-sized images is padded differently from a
+                # mixed batch, so a row's boxes would depend on which batch it arrived in.
+                rect=False,
                 device=self.device,
                 quantize=16 if cfg.half and self.device.startswith("cuda") else None,  # `half` is deprecated
                 verbose=False,

@@ -1,22 +1,40 @@
 """Typed config of the score phase (configs/curation/*.yaml fill it; any key is overridable as key.sub=value)."""
 
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from omegaconf import MISSING
+from omegaconf import MISSING, DictConfig
 
+from common.config import load_config
 from common.image_decode import DecodeConfig
+from curation.models.registry import ModelsConfig, models_profile
+from curation.stages.aesthetic import AestheticStageConfig
 from curation.stages.base import StageResources
+from curation.stages.clip_embed import ClipStageConfig
+from curation.stages.detect import DetectStageConfig
+from curation.stages.head_pose import HeadPoseStageConfig
+from curation.stages.zero_shot import ZeroShotStageConfig
+
+
+def cheap_resources() -> StageResources:
+    return StageResources(num_cpus=1.0, batch_size=64, concurrency=2)
 
 
 @dataclass
 class StageOptions:
-    resources: StageResources = field(default_factory=StageResources)
+    resources: StageResources = field(default_factory=cheap_resources)
 
 
 @dataclass
 class StagesConfig:
-    decode: StageOptions = field(default_factory=lambda: StageOptions(StageResources(batch_size=64, concurrency=2)))
-    phash: StageOptions = field(default_factory=lambda: StageOptions(StageResources(batch_size=64, concurrency=2)))
+    decode: StageOptions = field(default_factory=StageOptions)
+    phash: StageOptions = field(default_factory=StageOptions)
+    detect: DetectStageConfig = field(default_factory=DetectStageConfig)
+    head_pose: HeadPoseStageConfig = field(default_factory=HeadPoseStageConfig)
+    clip: ClipStageConfig = field(default_factory=ClipStageConfig)
+    aesthetic: AestheticStageConfig = field(default_factory=AestheticStageConfig)
+    zero_shot: ZeroShotStageConfig = field(default_factory=ZeroShotStageConfig)
 
 
 @dataclass
@@ -26,5 +44,14 @@ class ScoreConfig:
     address: str | None = None  # a running Ray cluster; None starts a private local one on 127.0.0.1
     num_cpus: int | None = None  # local Ray only
     files_per_shard: int = 1000  # folder inputs: files per input shard (the unit of resume)
+    profile: str = "production"  # model set the `models` section starts from: production | tiny
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     stages: StagesConfig = field(default_factory=StagesConfig)
+    models: ModelsConfig = field(default_factory=ModelsConfig)
+
+
+def load_score_config(config_path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> DictConfig:
+    """Like load_config, with `models` defaulting to the chosen profile; the file and overrides still win."""
+    first = load_config(ScoreConfig, config_path=config_path, overrides=overrides)
+    base = ScoreConfig(models=models_profile(first.profile))
+    return load_config(base, config_path=config_path, overrides=overrides)

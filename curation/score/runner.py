@@ -8,20 +8,27 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import ray
 from omegaconf import DictConfig
 
-from common.config import save_resolved_config, to_object
+from common.config import ConfigError, save_resolved_config, to_object
 from common.ray_bootstrap import ray_session
 from common.schemas import candidate_schema
+from curation.models.registry import check_weights
 from curation.readers import READER_REASONS, InputShard, discover_input_shards, read_dataset
 from curation.score.config import ScoreConfig
 from curation.score.funnel import add_counts, check_invariant, reason_owner
 from curation.score.sink import CandidateSink, read_marker
 from curation.score.stage_runner import apply_stage
+from curation.stages.aesthetic import AestheticStage
 from curation.stages.base import Stage
+from curation.stages.clip_embed import ClipStage, clip_embed_dim
 from curation.stages.decode import DecodeStage
+from curation.stages.detect import DetectStage
+from curation.stages.head_pose import HeadPoseStage
 from curation.stages.phash import PhashStage
 from curation.stages.pixels import IMAGE
+from curation.stages.zero_shot import ZeroShotStage
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +46,34 @@ class ScoreRun:
 
 def build_stages(cfg: ScoreConfig) -> list[Stage]:
     """The stages in pipeline order: cheap first, so models never see what a cheap check rejected."""
+    s, m = cfg.stages, cfg.models
     return [
-        DecodeStage(cfg.decode, cfg.stages.decode.resources),
-        PhashStage(cfg.decode, cfg.stages.phash.resources),
+        DecodeStage(cfg.decode, s.decode.resources),
+        PhashStage(cfg.decode, s.phash.resources),
+        DetectStage(s.detect, m.detector, cfg.decode),
+        HeadPoseStage(s.head_pose, m.pose, cfg.decode),
+        ClipStage(s.clip, m.clip, cfg.decode),
+        AestheticStage(s.aesthetic, m.aesthetic),
+        ZeroShotStage(s.zero_shot, m.zero_shot, m.clip),
     ]
 
 
-def clip_dim(cfg: ScoreConfig) -> int:
-    return 1  # replaced by the CLIP model's width once the CLIP stage is configured
+def check_cpu_budget(stages: Sequence[Stage], cluster_cpus: float) -> None:
+    """Model actors hold their CPUs for the whole run; if they take them all, no read or decode task ever runs."""
+    held = {s.name: s.resources.num_cpus * s.resources.concurrency for s in stages if s.needs_model}
+    if sum(held.values()) > cluster_cpus - 1:
+        raise ConfigError(
+            f"model stages hold {sum(held.values()):g} CPUs ({held}) on a cluster of {cluster_cpus:g}, leaving less "
+            "than one for reading and decoding: lower stages.<name>.resources.num_cpus or .concurrency "
+            "(configs/curation/demo.yaml runs on 2 CPUs with 0.2 each)"
+        )
+
+
+def require_weights(cfg: ScoreConfig) -> None:
+    """Fail before Ray starts, naming every missing weights file and the key to set; never downloads."""
+    problems = check_weights(cfg.models)
+    if problems:
+        raise ConfigError("model weights are missing:\n  - " + "\n  - ".join(problems))
 
 
 def check_resume_matches(shards: Sequence[InputShard], candidates: Path) -> None:
@@ -69,6 +96,8 @@ def run_score(cfg_node: DictConfig) -> ScoreRun:
     check_resume_matches(shards, candidates)
     todo = [s for s in shards if read_marker(candidates, s.shard_id) is None]
     save_resolved_config(cfg_node, out)
+    if todo:
+        require_weights(cfg)
     stages = build_stages(cfg)
     names = [s.name for s in stages]
     owner = reason_owner([(s.name, s.reasons) for s in stages], READER_REASONS)
@@ -77,12 +106,13 @@ def run_score(cfg_node: DictConfig) -> ScoreRun:
         log.info("%d of %d input shards to score", len(todo), len(shards))
         sink = CandidateSink(
             candidates,
-            schema=candidate_schema(clip_dim(cfg)),
+            schema=candidate_schema(clip_embed_dim(cfg.models.clip)),
             shard_sources={s.shard_id: s.shard_name for s in shards},
             stage_names=names,
             owner=owner,
         )
         with ray_session(cfg.address, num_cpus=cfg.num_cpus):
+            check_cpu_budget(stages, ray.cluster_resources().get("CPU", 0.0))
             ds = read_dataset(todo)
             for stage in stages:
                 ds = apply_stage(ds, stage)

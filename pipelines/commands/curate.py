@@ -2,8 +2,8 @@
 
 import argparse
 
-from common.config import add_config_arguments, load_config
-from curation.score.config import ScoreConfig
+from common.config import add_config_arguments
+from curation.score.config import load_score_config
 from curation.score.runner import run_score
 
 NAME = "curate"
@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_score_command(args: argparse.Namespace) -> int:
     overrides = list(args.overrides) + ([f"address={args.address}"] if args.address else [])
-    result = run_score(load_config(ScoreConfig, config_path=args.config, overrides=overrides))
+    result = run_score(load_score_config(args.config, overrides))
     print(summary_line(result.stats, result.seconds, result.shards_done_now, result.shards_total))
     return 0
 

@@ -81,7 +81,7 @@ def sensitive() -> PersonDetector:
 
 def _raw(detector: PersonDetector, image, **kwargs):
     """ultralytics' own predict on a PIL image: the reference."""
-    args = {"conf": 0.0, "max_det": 100_000, "verbose": False, "device": "cpu", **kwargs}
+    args = {"conf": 0.0, "max_det": 100_000, "verbose": False, "device": "cpu", "rect": False, **kwargs}
     return detector.model.predict([image], **args)[0]
 
 

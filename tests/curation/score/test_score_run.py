@@ -1,14 +1,16 @@
 import json
 from collections import Counter
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
-from common.config import load_config
 from curation.sample_corpus import SampleCorpusConfig, build_sample_corpus
-from curation.score.config import ScoreConfig
+from curation.score.config import load_score_config
 from curation.score.runner import run_score
 from curation.score.sink import marker_path, part_path
+
+DEMO_CONFIG = Path(__file__).resolve().parents[3] / "configs" / "curation" / "demo.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +20,8 @@ def corpus(tmp_path_factory):
 
 def score(inputs, out, *extra):
     listed = ",".join(f'"{p}"' for p in inputs)
-    return run_score(load_config(ScoreConfig, overrides=[f"input=[{listed}]", f"output={out}", *extra]))
+    overrides = [f"input=[{listed}]", f"output={out}", *extra]
+    return run_score(load_score_config(DEMO_CONFIG, overrides))
 
 
 def candidates(out):

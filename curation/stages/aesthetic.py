@@ -1,0 +1,42 @@
+"""Stage 6: LAION aesthetic score on the CLIP embedding; `low_aesthetic` under the threshold."""
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import pyarrow as pa
+
+from common.reasons import RejectReason
+from curation.models.registry import AestheticConfig
+from curation.stages.base import FilterMode, Stage, StageResources, StageResult
+from curation.stages.clip_embed import clip_column
+
+
+@dataclass
+class AestheticStageConfig:
+    mode: FilterMode = "reject"
+    threshold: float = 4.5  # LAION scale 1-10; LAION-Aesthetics and SD v1 used 5.0, we keep a little more
+    resources: StageResources = field(default_factory=lambda: StageResources(batch_size=256, concurrency=1))
+
+
+class AestheticStage(Stage):
+    name = "aesthetic"
+    needs_model = True
+    fields: ClassVar[list[pa.Field]] = [pa.field("aesthetic", pa.float32())]
+    reasons: ClassVar[tuple[str, ...]] = (RejectReason.LOW_AESTHETIC,)
+
+    def __init__(self, config: AestheticStageConfig, model: AestheticConfig) -> None:
+        super().__init__(config.resources)
+        self.config, self.model_config = config, model
+        self.predictor = None
+
+    def setup(self) -> None:
+        from curation.models.aesthetic import load_aesthetic
+
+        self.predictor = load_aesthetic(self.model_config)
+
+    def process(self, batch: pa.Table) -> StageResult:
+        scores = self.predictor.score(clip_column(batch)).tolist()
+        fails = [s < self.config.threshold for s in scores]
+        return StageResult(
+            columns={"aesthetic": scores}, **self.verdicts(fails, RejectReason.LOW_AESTHETIC, self.config.mode)
+        )
