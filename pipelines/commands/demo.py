@@ -3,10 +3,11 @@
 import argparse
 
 from common.config import add_config_arguments, config_from_args
+from pipelines.commands.curate import summary_line
 from pipelines.demo import DemoConfig, run_demo
 
 NAME = "demo"
-HELP = "build the sample corpus and run every curation step that exists on it, end to end"
+HELP = "build the sample corpus and run every curation phase that exists on it, end to end"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -14,7 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    stats = run_demo(config_from_args(DemoConfig, args))
-    rejected = ", ".join(f"{reason} {n}" for reason, n in stats["rejected"].items())
-    print(f"demo: {stats['rows_in']} images in, {stats['kept']} kept in {stats['shards']} shards; rejected: {rejected}")
+    result = run_demo(config_from_args(DemoConfig, args))
+    print(f"demo: sample corpus of {result.corpus_files} files")
+    s = result.score
+    print(summary_line(s.stats, s.seconds, s.shards_done_now, s.shards_total))
     return 0

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from common.config import load_config
+from curation.score.config import load_score_config
 from pipelines.cli import COMMANDS
 from pipelines.demo import DemoConfig
 
@@ -32,11 +33,19 @@ def test_every_subcommand_has_help(name):
 
 
 def test_unknown_override_fails_naming_the_key():
-    proc = run_cli("demo", "--config", str(REPO / "configs/demo.yaml"), "decode.min_sid=3")
+    proc = run_cli("demo", "--config", str(REPO / "configs/demo.yaml"), "corpus.sed=3")
     assert proc.returncode != 0
-    assert "unknown config key 'decode.min_sid'" in proc.stderr
+    assert "unknown config key 'corpus.sed'" in proc.stderr
 
 
 @pytest.mark.parametrize(("path", "schema"), [("configs/demo.yaml", DemoConfig)])
 def test_shipped_configs_load(path, schema):
     load_config(schema, config_path=REPO / path)
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs" / "curation").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_score_configs_load(path):
+    cfg = load_score_config(path, ["input=[x]", "output=y"])
+    assert cfg.profile in ("tiny", "production")
+    if cfg.profile == "tiny":  # the profile sets the model defaults; the file still wins
+        assert cfg.models.detector.weights == "yolo11n.yaml"
