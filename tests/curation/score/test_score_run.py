@@ -5,7 +5,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from common.config import ConfigError
 from curation.sample_corpus import SampleCorpusConfig, build_sample_corpus
+from curation.score import runner
 from curation.score.config import load_score_config
 from curation.score.runner import run_score
 from curation.score.sink import marker_path, part_path
@@ -76,3 +78,24 @@ def test_changed_inputs_are_refused_on_resume(ray_local, corpus, tmp_path):
     score([corpus.images_dir], out, "files_per_shard=10")
     with pytest.raises(RuntimeError, match="input set changed"):
         score([corpus.images_dir], out, "files_per_shard=7")
+
+
+def test_missing_weights_fail_before_ray_starts(corpus, tmp_path, monkeypatch):
+    monkeypatch.setenv("YOLO_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "yolo"))  # a weights_dir with nothing in it
+    monkeypatch.chdir(tmp_path)
+    overrides = [
+        f"input=[{corpus.images_dir}]",
+        f"output={tmp_path / 'out'}",
+        f"models.aesthetic.weights={tmp_path}/a.pth",
+    ]
+    cfg = load_score_config(DEMO_CONFIG.parent / "production.yaml", overrides)
+    monkeypatch.setattr(runner, "ray_session", lambda *a, **k: pytest.fail("Ray started before the weights check"))
+    with pytest.raises(ConfigError) as err:
+        run_score(cfg)
+    message = str(err.value)
+    for key in ("models.detector.weights", "models.pose.weights", "models.clip.pretrained", "models.aesthetic.weights"):
+        assert key in message
+    assert "yolo11m.pt" in message and "yolo11m-pose.pt" in message and f"{tmp_path}/a.pth" in message
+    assert not (tmp_path / "out" / "candidates").exists()
