@@ -1,4 +1,3 @@
-import socket
 import time
 from dataclasses import replace
 
@@ -13,18 +12,6 @@ from curation.models.registry import ClipConfig, tiny_profile
 from curation.sample_corpus.sources import photo_path
 
 TINY = tiny_profile().clip
-
-
-def _refuse(*args, **kwargs):
-    raise AssertionError(f"network access attempted: {args}")
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    for name in ("connect", "connect_ex", "sendto"):
-        monkeypatch.setattr(socket.socket, name, _refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", _refuse)
-    monkeypatch.setattr(socket, "create_connection", _refuse)
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,5 @@
 import json
 import os
-import socket
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -25,19 +24,6 @@ from curation.models.registry import (
 from curation.sample_corpus.sources import photo_path
 
 VITL14_REPO = "models--timm--vit_large_patch14_clip_224.openai"
-
-
-def _refuse(*args, **kwargs):
-    raise AssertionError(f"network access attempted: {args}")
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    """Any connection or name lookup fails the test: the code under test must not even try."""
-    for name in ("connect", "connect_ex", "sendto"):
-        monkeypatch.setattr(socket.socket, name, _refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", _refuse)
-    monkeypatch.setattr(socket, "create_connection", _refuse)
 
 
 @pytest.fixture

@@ -1,5 +1,4 @@
 import json
-import socket
 import time
 from dataclasses import replace
 
@@ -15,18 +14,6 @@ from curation.sample_corpus.sources import photo_path
 # conf 0: random weights score every box near 0; without a floor the results would be empty and prove little.
 DETECT = replace(tiny_profile().detector, conf=0.0)
 POSE = replace(tiny_profile().pose, conf=0.0)
-
-
-def _refuse(*args, **kwargs):
-    raise AssertionError(f"network access attempted: {args}")
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    for name in ("connect", "connect_ex", "sendto"):
-        monkeypatch.setattr(socket.socket, name, _refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", _refuse)
-    monkeypatch.setattr(socket, "create_connection", _refuse)
 
 
 @pytest.fixture(scope="module")
