@@ -6,11 +6,17 @@ import struct
 from dataclasses import dataclass
 
 import numpy as np
+from pi_heif import register_heif_opener
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from common.reasons import RejectReason
 
 logger = logging.getLogger(__name__)
+
+# HEIC/HEIF (phone photos) decode like any other format. Registered here rather than left to chance: ultralytics
+# patches Image.open to register this plugin on the first unidentified file (pip-installing it if missing), so
+# without it a process's results would depend on whether ultralytics was imported there.
+register_heif_opener()
 
 # Pillow refuses images over 2 x Image.MAX_IMAGE_PIXELS with an error and warns above it. The warning is raised only
 # when the process turns warnings into errors: filtering warnings here would change state shared by every thread.

@@ -290,3 +290,14 @@ def test_mutated_files_never_raise(files):
         reasons.add(decode_image(bytes(data), PERMISSIVE).reason)
     assert reasons <= {None, *RejectReason}
     assert len(reasons) >= 3  # the mutations reached more than one failure path
+
+
+def test_decoding_does_not_depend_on_ultralytics_being_imported(tmp_path, monkeypatch):
+    # ultralytics patches Image.open to fetch a HEIF plugin on the first unidentified file; the decoder must give
+    # the same answers in a process that imported it (a Ray worker that also runs a YOLO stage).
+    monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path))
+    monkeypatch.setenv("YOLO_AUTOINSTALL", "0")
+    import ultralytics.utils.patches  # noqa: F401 - imported for its side effect on PIL
+
+    assert decode_image(b"<html>404 not found</html>").reason == "not_an_image"
+    assert decode_image(b"\x00" * 64).reason == "not_an_image"
