@@ -125,11 +125,12 @@ def run_score(cfg_node: DictConfig) -> ScoreRun:
             sink.write_empty(shard_id)
     else:
         log.info("all %d input shards already scored; nothing to do", len(shards))
-    stats = write_stats(out, shards, names, time.perf_counter() - start, len(todo))
+    stats = write_stats(out, shards, time.perf_counter() - start, len(todo))
     return ScoreRun(stats, len(todo), len(shards), time.perf_counter() - start)
 
 
-def write_stats(out: Path, shards: Sequence[InputShard], names: Sequence[str], seconds: float, done_now: int) -> dict:
+def write_stats(out: Path, shards: Sequence[InputShard], seconds: float, done_now: int) -> dict:
+    """Sum the markers of every shard (this run and earlier ones) into stats.json; checks the funnel invariant."""
     funnel: dict = {}
     stage_seconds: dict[str, float] = {}
     for shard in shards:
