@@ -1,11 +1,12 @@
 """Score phase throughput on this machine, printed as Markdown tables for docs/BENCHMARKS.md.
 
     .venv/bin/python bench/score_throughput.py [--images N] [--production-images N]
-        [--profile tiny|production-sized|both] [--skip-pipeline] [--threads N] [--repeats N]
+        [--profile tiny|production-sized|both] [--skip-pipeline] [--threads N] [--repeats N] [--quiet-wait S]
 
 1. Plain loop, no Ray: each stage of build_stages() is called on the valid images of the sample corpus (repeated to
    the requested count) in slices of its configured batch size, each stage's output feeding the next. The first
-   call loads the model and warms up and is timed apart; then every slice, the first one again, is timed.
+   call loads the model and warms up and is timed apart; then all slices, the first one again, are timed
+   (--repeats passes, the fastest kept).
    `tiny` is the demo's model set; `production-sized` is YOLO11m / YOLO11m-pose from their yaml, open_clip ViT-L-14
    and the 768-d aesthetic MLP, all with random weights: production cost, nothing to download.
 2. Pipeline: run_score on a folder of the same images with configs/curation/demo.yaml (tiny profile, audit mode),
