@@ -15,11 +15,9 @@ Sample = dict[str, Any]  # "__key__" -> str, extension -> bytes
 
 
 def split_member_name(name: str) -> tuple[str, str]:
-    """WebDataset's convention: the key runs to the first dot of the base name, the extension is the rest."""
+    """WebDataset's convention: the key runs to the first dot of the base name, the extension (maybe "") is the rest."""
     directory, _, base = name.rpartition("/")
-    stem, dot, ext = base.partition(".")
-    if not dot or not stem or not ext:
-        raise ValueError(f"tar member {name!r} has no key.extension name")
+    stem, _, ext = base.partition(".")
     return (f"{directory}/{stem}" if directory else stem), ext
 
 
@@ -27,6 +25,8 @@ def group_samples(members: Iterator[tuple[str, bytes]]) -> Iterator[Sample]:
     sample: Sample | None = None
     for name, data in members:
         key, ext = split_member_name(name)
+        if not key.rpartition("/")[2] or not ext:
+            raise ValueError(f"tar member {name!r} has no key.extension name")
         if sample is None or sample["__key__"] != key:
             if sample is not None:
                 yield sample

@@ -15,6 +15,7 @@ import pyarrow as pa
 from common.filesystem import resolve
 from common.reasons import RejectReason
 from common.safe_tar import UnsafeTarError, check_member_name
+from common.shard_reader import split_member_name
 from curation.readers.rows import MAX_FILE_BYTES, ShardRows
 from curation.readers.shard import IMAGE_EXTENSIONS, InputShard
 
@@ -36,13 +37,6 @@ class _EndTrackingTarInfo(tarfile.TarInfo):
         except tarfile.HeaderError as e:
             setattr(tar, _END_ERROR, e)
             raise
-
-
-def split_member_name(name: str) -> tuple[str, str]:
-    """WebDataset's (sample key, extension): the key runs to the first dot of the base name."""
-    directory, _, base = name.rpartition("/")
-    stem, _, ext = base.partition(".")
-    return (f"{directory}/{stem}" if directory else stem), ext
 
 
 class _TarRows:
