@@ -64,8 +64,12 @@ class Stage(ABC):
     @staticmethod
     def verdicts(fails: list[bool], reason: str, mode: FilterMode) -> dict[str, list[str | None]]:
         """StageResult keyword arguments for a filter: reject in `reject` mode, record only in `audit` mode."""
-        marked = [reason if fail else None for fail in fails]
-        return {"reject": marked} if mode == "reject" else {"would_reject": marked}
+        return Stage.route([reason if fail else None for fail in fails], mode)
+
+    @staticmethod
+    def route(reasons: list[str | None], mode: FilterMode) -> dict[str, list[str | None]]:
+        """Per-row reasons (None = passes) as rejections in `reject` mode or audit records in `audit` mode."""
+        return {"reject": reasons} if mode == "reject" else {"would_reject": reasons}
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         if not self._ready:

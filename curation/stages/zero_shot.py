@@ -53,5 +53,4 @@ class ZeroShotStage(Stage):
             else None
             for r, t in zip(realism, text, strict=True)
         ]
-        verdict = {"reject": reasons} if c.mode == "reject" else {"would_reject": reasons}
-        return StageResult(columns={"realism": realism, "text_overlay": text}, **verdict)
+        return StageResult(columns={"realism": realism, "text_overlay": text}, **self.route(reasons, c.mode))
