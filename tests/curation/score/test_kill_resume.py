@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 from curation.sample_corpus import SampleCorpusConfig, build_sample_corpus
 
 REPO = Path(__file__).resolve().parents[3]
+STAGES = ("decode", "phash", "detect", "head_pose", "clip", "aesthetic", "zero_shot")
 
 
 def score_command(images: Path, out: Path) -> list[str]:
@@ -30,6 +31,8 @@ def score_command(images: Path, out: Path) -> list[str]:
         f"output={out}",
         "files_per_shard=2",
         "num_cpus=2",
+        # One row per batch: shards then finish one at a time, so there is a wide window to kill the job mid-run.
+        *(f"stages.{stage}.resources.batch_size=1" for stage in STAGES),
     ]
 
 
@@ -59,7 +62,7 @@ def _kill_and_resume(tmp_path: Path, env: dict[str, str]) -> None:
         stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 300
-    while len(list((killed / "candidates").glob("*.done.json"))) < 3 and time.monotonic() < deadline:
+    while len(list((killed / "candidates").glob("*.done.json"))) < 2 and time.monotonic() < deadline:
         assert job.poll() is None, "the job ended before it could be killed"
         time.sleep(0.2)
     group = [p for p in psutil.process_iter() if _in_group(p, job.pid)]
@@ -67,7 +70,7 @@ def _kill_and_resume(tmp_path: Path, env: dict[str, str]) -> None:
     job.wait(timeout=30)
     psutil.wait_procs(group, timeout=30)
     done_at_kill = len(list((killed / "candidates").glob("*.done.json")))
-    assert 3 <= done_at_kill < n_shards
+    assert 2 <= done_at_kill < n_shards
 
     resumed = subprocess.run(
         score_command(corpus.images_dir, killed), capture_output=True, text=True, timeout=600, env=env
