@@ -1,0 +1,46 @@
+"""The thresholds the report draws: from the run's config.yaml when it sets them, else the project defaults."""
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from common.image_decode import DecodeConfig
+from curation.stages.aesthetic import AestheticStageConfig
+from curation.stages.detect import DetectStageConfig
+from curation.stages.zero_shot import ZeroShotStageConfig
+
+
+@dataclass(frozen=True)
+class Threshold:
+    config_key: str  # dotted key in the run config
+    default: float  # the stage's own default, used when the run config is absent or leaves the key out
+    rejects: Literal["below", "above"]  # which side of the line a stage rejects (the line itself is kept)
+
+
+# Keyed by the column (or derived value) each one applies to.
+THRESHOLDS = {
+    "aesthetic": Threshold("stages.aesthetic.threshold", AestheticStageConfig.threshold, "below"),
+    "realism": Threshold("stages.zero_shot.min_realism", ZeroShotStageConfig.min_realism, "below"),
+    "text_overlay": Threshold("stages.zero_shot.max_text_overlay", ZeroShotStageConfig.max_text_overlay, "above"),
+    "max_person_short_side": Threshold(
+        "stages.detect.min_box_short_side", DetectStageConfig.min_box_short_side, "below"
+    ),
+    "short_side": Threshold("decode.min_short_side", DecodeConfig.min_short_side, "below"),
+}
+
+
+def threshold_stats(name: str, run_config: DictConfig | None, values: np.ndarray) -> dict:
+    """{threshold, threshold_source, rejects, on_rejecting_side}: the line and how many values fall beyond it."""
+    spec = THRESHOLDS[name]
+    value = OmegaConf.select(run_config, spec.config_key, default=None) if run_config is not None else None
+    source = "config" if value is not None else "default"
+    value = float(spec.default if value is None else value)
+    beyond = values < value if spec.rejects == "below" else values > value
+    return {
+        "threshold": value,
+        "threshold_source": source,
+        "rejects": spec.rejects,
+        "on_rejecting_side": int(np.count_nonzero(beyond)),
+    }
