@@ -79,6 +79,7 @@ class ShardWriter:
         self._rows: list[dict[str, Any]] = []
         self._keys: set[str] = set()
         self._ext_counts: dict[str, int] = {}
+        self.notes: dict[str, Any] = {}  # extra JSON-able entries for `_stats.json` (e.g. what could not be written)
         self._file = None
         self._tar: wds.TarWriter | None = None
 
@@ -152,6 +153,7 @@ class ShardWriter:
             "count": len(self._rows),
             "tar_bytes": self._tmp["tar"].stat().st_size,
             "files_per_extension": dict(sorted(self._ext_counts.items())),
+            **self.notes,
         }
         self._tmp["stats"].write_bytes(encode_json(stats))
         for kind in ("tar", "parquet", "stats"):  # the stats file last: it marks the shard complete

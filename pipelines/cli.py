@@ -10,7 +10,7 @@ from common.config import ConfigError
 from common.log import configure_logging
 
 # Modules under pipelines.commands, in the order `humans1b --help` lists them.
-COMMANDS = ["sample_data", "curate", "demo", "ray_local"]
+COMMANDS = ["sample_data", "curate", "demo", "ray_local", "stats"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,7 +26,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # argparse stops filling a positional list at the first option, so `curate select --config F a=1` leaves `a=1`
+    # over: trailing KEY=VALUE words still belong to the overrides.
+    if extra and (not hasattr(args, "overrides") or any(word.startswith("-") for word in extra)):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
     configure_logging(logging.DEBUG if args.verbose else logging.INFO)
     try:
         return int(args.run(args) or 0)

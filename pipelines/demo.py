@@ -1,7 +1,5 @@
-"""The end-to-end demo on the sample corpus: every curation phase that exists, in order, on one local Ray.
-
-Today: build the sample corpus, then the score phase with the tiny models (filters in audit mode).
-"""
+"""The end-to-end demo on the sample corpus: build it, then the whole curation (score -> select -> write ->
+report) with the tiny models, model filters in audit mode, on one local Ray."""
 
 import logging
 from dataclasses import dataclass, field
@@ -10,10 +8,9 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from common.config import save_resolved_config, to_object
-from common.ray_bootstrap import ray_session
+from curation.config import load_curate_config
+from curation.curate import CurateRun, run_curate
 from curation.sample_corpus import SampleCorpusConfig, build_sample_corpus
-from curation.score.config import load_score_config
-from curation.score.runner import ScoreRun, run_score
 
 log = logging.getLogger(__name__)
 
@@ -24,14 +21,15 @@ class DemoConfig:
     address: str | None = None  # a running Ray cluster; None starts a private local one
     num_cpus: int | None = None
     corpus: SampleCorpusConfig = field(default_factory=SampleCorpusConfig)
-    score_config: str = "configs/curation/demo.yaml"
-    score_overrides: list[str] = field(default_factory=list)  # e.g. ["stages.detect.mode=reject"]
+    curate_config: str = "configs/curation/demo.yaml"
+    curate_overrides: list[str] = field(default_factory=list)  # e.g. ["stages.detect.mode=reject"]
 
 
 @dataclass
 class DemoRun:
     corpus_files: int
-    score: ScoreRun
+    curate: CurateRun
+    curated_dir: Path
 
 
 def run_demo(cfg_node: DictConfig) -> DemoRun:
@@ -40,9 +38,11 @@ def run_demo(cfg_node: DictConfig) -> DemoRun:
     save_resolved_config(cfg_node, out)
     corpus = build_sample_corpus(out / "raw", cfg.corpus)
     log.info("sample corpus: %s", corpus)
-    score_cfg = load_score_config(
-        cfg.score_config, [f"input=[{corpus.images_dir.resolve()}]", f"output={out / 'score'}", *cfg.score_overrides]
+    curated = out / "curated"
+    runtime = [f"address={cfg.address}"] if cfg.address else []
+    runtime += [f"num_cpus={cfg.num_cpus}"] if cfg.num_cpus else []
+    curate_cfg = load_curate_config(
+        cfg.curate_config,
+        [f"input=[{corpus.images_dir.resolve()}]", f"output={curated}", *runtime, *cfg.curate_overrides],
     )
-    with ray_session(cfg.address, num_cpus=cfg.num_cpus):
-        score = run_score(score_cfg)
-    return DemoRun(len(corpus.entries), score)
+    return DemoRun(len(corpus.entries), run_curate(curate_cfg), curated)

@@ -3,10 +3,14 @@
 import atexit
 import os
 import shutil
+import signal
+import subprocess
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
+import psutil
 import pytest
 
 if TYPE_CHECKING:
@@ -34,3 +38,44 @@ def ray_local() -> Iterator["RayHandle"]:
 
     with ray_session(num_cpus=2) as handle:
         yield handle
+
+
+def _in_group(process, pgid: int) -> bool:
+    try:
+        return os.getpgid(process.pid) == pgid
+    except (ProcessLookupError, psutil.NoSuchProcess):
+        return False
+
+
+def kill_job_when(command: list[str], ready: Callable[[], bool], *, env: dict[str, str], timeout: float = 300) -> None:
+    """Start `command` in its own process group, wait until `ready()`, then SIGKILL the whole group at once (the
+    driver and any Ray head it started) and wait until every process of it is gone."""
+    job = subprocess.Popen(
+        command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+    )
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert job.poll() is None, "the job ended before it could be killed"
+        assert time.monotonic() < deadline, "the job never reached the point to kill it at"
+        time.sleep(0.05)
+    group = [p for p in psutil.process_iter() if _in_group(p, job.pid)]
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait(timeout=30)
+    psutil.wait_procs(group, timeout=30)
+
+
+@pytest.fixture
+def kill_when():
+    """kill_job_when, for tests that prove a killed run resumes without loss."""
+    return kill_job_when
+
+
+@pytest.fixture
+def job_env() -> Iterator[dict[str, str]]:
+    """The environment for subprocess jobs: a killed Ray head cannot clean its temp dir, so jobs get a short
+    TMPDIR that is removed afterwards."""
+    scratch = tempfile.mkdtemp(prefix="h1b-job-", dir="/tmp")
+    try:
+        yield {**os.environ, "TMPDIR": scratch}
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

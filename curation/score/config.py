@@ -39,7 +39,7 @@ class StagesConfig:
 
 @dataclass
 class ScoreConfig:
-    input: list[str] = MISSING  # folders, tars, parquet files: local paths, globs or URIs
+    input: list[str] = field(default_factory=list)  # folders, tars, parquet files: local paths, globs or URIs
     output: str = MISSING  # candidates/, stats.json and config.yaml go here
     address: str | None = None  # a running Ray cluster; None starts a private local one on 127.0.0.1
     num_cpus: int | None = None  # local Ray only
@@ -50,8 +50,11 @@ class ScoreConfig:
     models: ModelsConfig = field(default_factory=ModelsConfig)
 
 
-def load_score_config(config_path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> DictConfig:
-    """Like load_config, with `models` defaulting to the chosen profile; the file and overrides still win."""
-    first = load_config(ScoreConfig, config_path=config_path, overrides=overrides)
-    base = ScoreConfig(models=models_profile(first.profile))
+def load_score_config(
+    config_path: str | os.PathLike | None = None, overrides: Sequence[str] = (), schema: type = ScoreConfig
+) -> DictConfig:
+    """Like load_config, with `models` defaulting to the chosen profile; the file and overrides still win.
+    `schema` is ScoreConfig or a dataclass extending it (the full curation config)."""
+    first = load_config(schema, config_path=config_path, overrides=overrides)
+    base = schema(models=models_profile(first.profile))
     return load_config(base, config_path=config_path, overrides=overrides)

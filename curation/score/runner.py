@@ -90,6 +90,8 @@ def run_score(cfg_node: DictConfig) -> ScoreRun:
     cfg: ScoreConfig = to_object(cfg_node)
     out = Path(cfg.output)
     candidates = out / CANDIDATES_DIR
+    if not cfg.input:
+        raise ConfigError("no input given: set input=[folder, tar, parquet file or glob, ...]")
     shards = discover_input_shards(cfg.input, files_per_shard=cfg.files_per_shard)
     if not shards:
         raise ValueError(f"no input images, tars or parquet files found under {list(cfg.input)}")

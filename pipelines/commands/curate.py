@@ -1,40 +1,91 @@
-"""`humans1b curate <phase>`: the curation phases, each runnable on local Ray or on a cluster (--address)."""
+"""`humans1b curate [PHASE]`: the whole curation (score -> select -> write -> report) or one phase of it, on local
+Ray or on a cluster (--address). Every phase reads the same config, so a phase re-run sees the same settings."""
 
 import argparse
+from pathlib import Path
 
-from common.config import add_config_arguments
-from curation.score.config import load_score_config
+from common.config import ConfigError, add_config_arguments, to_object
+from common.ray_bootstrap import ray_session
+from curation.config import CurateConfig, load_curate_config, output_hash
+from curation.curate import run_curate
+from curation.report import build_report
 from curation.score.runner import run_score
+from curation.select.runner import run_select
+from curation.write.runner import run_write
 
 NAME = "curate"
-HELP = "run a curation phase (score) on local Ray or a cluster"
+HELP = "curate raw images into shards: score, select, write and report (or one PHASE of them)"
+PHASES = ("score", "select", "write", "report")
+EPILOG = """phases (default: all four, in order):
+  score   decode, validate, hash and score every input image into candidates/*.parquet
+  select  phash dedup, embedding dedup, hierarchical k-means and balanced sampling into selection.parquet
+  write   the selected images as WebDataset shards under shards/, plus manifest.json
+  report  report/index.html, stats.json and plots (also: humans1b stats DIR)
+
+example: humans1b curate --config configs/curation/production.yaml input=[/data/raw] output=/data/curated"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    phases = parser.add_subparsers(dest="phase", metavar="PHASE", required=True)
-    score = phases.add_parser(
-        "score",
-        help="decode, validate, hash and score every input image into candidates/*.parquet",
-        description="Stream raw images through the score stages; every input row ends in candidates/ with its reason.",
-    )
-    add_config_arguments(score)
-    score.add_argument("--address", help="Ray cluster to run on (host:port, ray://host:port or auto)")
-    score.set_defaults(phase_run=run_score_command)
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = EPILOG
+    add_config_arguments(parser)
+    parser.add_argument("--address", help="Ray cluster to run on (host:port, ray://host:port or auto)")
 
 
-def run_score_command(args: argparse.Namespace) -> int:
-    overrides = list(args.overrides) + ([f"address={args.address}"] if args.address else [])
-    result = run_score(load_score_config(args.config, overrides))
-    print(summary_line(result.stats, result.seconds, result.shards_done_now, result.shards_total))
-    return 0
-
-
-def summary_line(stats: dict, seconds: float, done_now: int, total: int) -> str:
-    rejected = ", ".join(f"{reason} {n}" for reason, n in stats["rejected"].items()) or "none"
-    scored_rows = stats["rows_in"] if done_now == total else None
-    rate = f"{scored_rows / seconds:.1f} images/s" if scored_rows and seconds > 0 else f"{done_now}/{total} shards"
-    return f"score: {stats['rows_in']} rows in, {stats['kept']} kept; rejected: {rejected}; {rate}"
+def _phase_and_overrides(args: argparse.Namespace) -> tuple[str | None, list[str]]:
+    words = list(args.overrides)
+    phase = words.pop(0) if words and words[0] in PHASES else None
+    if any("=" not in w for w in words):
+        bad = next(w for w in words if "=" not in w)
+        raise ConfigError(f"{bad!r} is neither a phase ({', '.join(PHASES)}) nor a KEY=VALUE override")
+    return phase, words + ([f"address={args.address}"] if args.address else [])
 
 
 def run(args: argparse.Namespace) -> int:
-    return args.phase_run(args)
+    phase, overrides = _phase_and_overrides(args)
+    cfg_node = load_curate_config(args.config, overrides)
+    cfg: CurateConfig = to_object(cfg_node)
+    out = Path(cfg.output)
+    if phase is None:
+        result = run_curate(cfg_node)
+        for line in summary_lines(result.score, result.select, result.write):
+            print(line)
+        print(f"report: {result.report.html}")
+    elif phase == "score":
+        print(summary_lines(score=run_score(cfg_node))[0])
+    elif phase == "select":
+        print(summary_lines(select=run_select(out, cfg.select, seed=cfg.seed))[0])
+    elif phase == "write":
+        with ray_session(cfg.address, num_cpus=cfg.num_cpus):
+            write = run_write(out, cfg.write, cfg.decode, config_hash=output_hash(cfg_node))
+        print(summary_lines(write=write)[0])
+    else:
+        print(f"report: {build_report(out, config=cfg.report).html}")
+    return 0
+
+
+def summary_lines(score=None, select=None, write=None) -> list[str]:
+    """One line per phase that ran: what went in, what came out, what was rejected."""
+    lines = []
+    if score is not None:
+        stats = score.stats
+        rejected = ", ".join(f"{reason} {n}" for reason, n in stats["rejected"].items()) or "none"
+        done_all = score.shards_done_now == score.shards_total
+        rate = (
+            f"{stats['rows_in'] / score.seconds:.1f} images/s"
+            if done_all and stats["rows_in"] and score.seconds > 0
+            else f"{score.shards_done_now}/{score.shards_total} shards"
+        )
+        lines.append(f"score: {stats['rows_in']} rows in, {stats['kept']} kept; rejected: {rejected}; {rate}")
+    if select is not None:
+        stats = select.stats
+        removed = {r: n for step in stats["steps"].values() for r, n in step["rejected"].items()}
+        removed_text = ", ".join(f"{r} {n}" for r, n in removed.items()) or "none"
+        lines.append(f"select: {stats['rows_in']} rows in, {stats['kept']} selected; removed: {removed_text}")
+    if write is not None:
+        m = write.manifest
+        lines.append(
+            f"write: {m['samples']} samples in {len(m['shards'])} shards ({write.shards_done_now} written now); "
+            f"failed {len(m['failed'])}"
+        )
+    return lines

@@ -3,11 +3,11 @@
 import argparse
 
 from common.config import add_config_arguments, config_from_args
-from pipelines.commands.curate import summary_line
+from pipelines.commands.curate import summary_lines
 from pipelines.demo import DemoConfig, run_demo
 
 NAME = "demo"
-HELP = "build the sample corpus and run every curation phase that exists on it, end to end"
+HELP = "build the sample corpus and run the whole curation on it, end to end, with the tiny models"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,7 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     result = run_demo(config_from_args(DemoConfig, args))
+    c = result.curate
     print(f"demo: sample corpus of {result.corpus_files} files")
-    s = result.score
-    print(summary_line(s.stats, s.seconds, s.shards_done_now, s.shards_total))
+    for line in summary_lines(c.score, c.select, c.write):
+        print(line)
+    print(f"demo: shards in {result.curated_dir / 'shards'}; open the report: {c.report.html}")
     return 0

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from common.config import load_config
-from curation.score.config import load_score_config
+from curation.config import load_curate_config
 from pipelines.cli import COMMANDS
 from pipelines.demo import DemoConfig
 
@@ -45,7 +45,19 @@ def test_shipped_configs_load(path, schema):
 
 @pytest.mark.parametrize("path", sorted((REPO / "configs" / "curation").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_score_configs_load(path):
-    cfg = load_score_config(path, ["input=[x]", "output=y"])
+    cfg = load_curate_config(path, ["input=[x]", "output=y"])
     assert cfg.profile in ("tiny", "production")
     if cfg.profile == "tiny":  # the profile sets the model defaults; the file still wins
         assert cfg.models.detector.weights == "yolo11n.yaml"
+
+
+def test_curate_rejects_a_word_that_is_neither_phase_nor_override(tmp_path):
+    proc = run_cli("curate", "scroe", f"output={tmp_path}")
+    assert proc.returncode == 2
+    assert "'scroe' is neither a phase (score, select, write, report)" in proc.stderr
+
+
+def test_curate_select_before_score_says_what_to_run(tmp_path):
+    proc = run_cli("curate", "select", "--config", str(REPO / "configs/curation/demo.yaml"), f"output={tmp_path}")
+    assert proc.returncode != 0
+    assert "run `humans1b curate score`" in proc.stderr

@@ -3,6 +3,7 @@ from collections import Counter
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import webdataset as wds
 
 from common.config import load_config
 from pipelines.demo import DemoConfig, run_demo
@@ -15,11 +16,12 @@ def test_demo_end_to_end_accounts_for_every_image(tmp_path, monkeypatch):
     out = tmp_path / "demo"
     cfg = load_config(DemoConfig, config_path=REPO / "configs/demo.yaml", overrides=[f"output={out}", "num_cpus=2"])
     result = run_demo(cfg)
+    run = result.curated_dir
 
     manifest = pq.read_table(out / "raw" / "corpus.parquet").to_pylist()
     expected = Counter(row["expected_reason"] for row in manifest if row["expected_reason"] is not None)
-    stats = json.loads((out / "score" / "stats.json").read_text())
-    assert stats == result.score.stats
+    stats = json.loads((run / "stats.json").read_text())
+    assert stats == result.curate.score.stats
     assert stats["rows_in"] == result.corpus_files == len(manifest)
     # Model filters are in audit mode: only decode and size reject, exactly as the manifest expects.
     assert stats["rejected"] == dict(expected)
@@ -28,6 +30,21 @@ def test_demo_end_to_end_accounts_for_every_image(tmp_path, monkeypatch):
     assert sum(sum(v.values()) for v in audited.values()) > 0  # random weights: the audit records decisions
     for name, counts in stats["stages"].items():
         assert counts["in"] == counts["kept"] + sum(counts["rejected"].values()), name
-    rows = [r for p in sorted((out / "score" / "candidates").glob("*.parquet")) for r in pq.read_table(p).to_pylist()]
+    rows = [r for p in sorted((run / "candidates").glob("*.parquet")) for r in pq.read_table(p).to_pylist()]
     assert len({r["key"] for r in rows}) == len(manifest)
-    assert (out / "config.yaml").exists() and (out / "score" / "config.yaml").exists()
+    assert (out / "config.yaml").exists() and (run / "config.yaml").exists()
+
+    # Select: every kept candidate is selected or removed with a reason; the planted near-duplicates go.
+    select = json.loads((run / "select_stats.json").read_text())
+    removed = pq.read_table(run / "select" / "rejected.parquet")
+    selection = pq.read_table(run / "selection.parquet")
+    assert select["rows_in"] == stats["kept"] == selection.num_rows + removed.num_rows
+    assert select["steps"]["phash_dedup"]["rejected"]["dup_phash"] > 0
+    assert select["steps"]["sampling"]["kept"] == select["kept"] == selection.num_rows
+    # Write: the shards hold exactly the selection; the report exists.
+    tars = sorted(str(p) for p in (run / "shards").glob("*.tar"))
+    assert sorted(s["__key__"] for s in wds.WebDataset(tars, shardshuffle=False)) == sorted(
+        selection["key"].to_pylist()
+    )
+    assert result.curate.write.manifest["samples"] == selection.num_rows
+    assert result.curate.report.html.exists()

@@ -1,0 +1,1 @@
+"""The write phase: the selected rows as WebDataset shards (img2dataset layout) plus manifest.json."""

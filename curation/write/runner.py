@@ -1,0 +1,109 @@
+"""Runs the write phase: selection.parquet (sorted by key) cut into shards of `shard_size` rows, one Ray task per
+shard not yet complete, then manifest.json. A shard's `_stats.json` marks it complete and records its plan (a digest
+of its keys and the write settings), so a re-run skips finished shards and refuses ones from another selection."""
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import ray
+from tqdm import tqdm
+
+from common.image_decode import DecodeConfig
+from common.shard_writer import shard_is_complete, shard_name, shard_paths
+from curation.layout import MANIFEST, SELECTION, SHARDS_DIR, PhaseNotRunError
+from curation.write.config import WriteConfig
+from curation.write.shard_task import write_shard
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WriteRun:
+    manifest: dict
+    shards_done_now: int
+    seconds: float
+
+
+def plan_shards(selection: pa.Table, shard_size: int) -> list[pa.Table]:
+    """Rows in key order (keys are hashes: a shuffle that never changes), `shard_size` per shard."""
+    rows = selection.sort_by("key")
+    return [rows.slice(start, shard_size) for start in range(0, rows.num_rows, shard_size)]
+
+
+def plan_digest(rows: pa.Table, cfg: WriteConfig, decode: DecodeConfig) -> str:
+    settings = json.dumps([asdict(cfg), asdict(decode)], sort_keys=True, default=str)
+    text = settings + "\n" + "\n".join(rows["key"].to_pylist())
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _shard_stats(out: Path, shard_id: int) -> dict:
+    return json.loads(shard_paths(out, shard_id)["stats"].read_text())
+
+
+def run_write(output: str | Path, cfg: WriteConfig, decode: DecodeConfig, *, config_hash: str) -> WriteRun:
+    """Needs a connected Ray (the caller's ray_session)."""
+    out = Path(output)
+    start = time.perf_counter()
+    path = out / SELECTION
+    if not path.exists():
+        raise PhaseNotRunError(f"{path} is missing: run `humans1b curate select` (or `humans1b curate`) first")
+    shards_dir = out / SHARDS_DIR
+    plans = plan_shards(pq.read_table(path), cfg.shard_size)
+    digests = [plan_digest(rows, cfg, decode) for rows in plans]
+    todo = []
+    for shard_id, digest in enumerate(digests):
+        if not shard_is_complete(shards_dir, shard_id):
+            todo.append(shard_id)
+        elif _shard_stats(shards_dir, shard_id).get("plan") != digest:
+            raise RuntimeError(
+                f"{shard_paths(shards_dir, shard_id)['tar']} was written from another selection or other write "
+                f"settings; write to a new output directory or delete {shards_dir}"
+            )
+    _refuse_extra_shards(shards_dir, len(plans))
+    if todo:
+        log.info("write: %d of %d shards to write", len(todo), len(plans))
+        task = ray.remote(num_cpus=cfg.num_cpus)(write_shard)
+        pending = [task.remote(str(shards_dir), i, plans[i], cfg, decode, digests[i]) for i in todo]
+        with tqdm(total=len(pending), desc="write shards", unit="shard", disable=None) as bar:
+            while pending:
+                ready, pending = ray.wait(pending, num_returns=1)
+                ray.get(ready)
+                bar.update(len(ready))
+    else:
+        log.info("write: all %d shards already written", len(plans))
+    manifest = _write_manifest(out, shards_dir, len(plans), config_hash)
+    return WriteRun(manifest, len(todo), time.perf_counter() - start)
+
+
+def _refuse_extra_shards(shards_dir: Path, planned: int) -> None:
+    extra = sorted(p.name for p in shards_dir.glob("*_stats.json") if int(p.name.split("_")[0]) >= planned)
+    if extra:
+        raise RuntimeError(
+            f"{shards_dir} holds shards beyond the {planned} planned ({extra[0]}, ...): "
+            "it was written from another selection; use a new output directory"
+        )
+
+
+def _write_manifest(out: Path, shards_dir: Path, n_shards: int, config_hash: str) -> dict:
+    shards, failed = [], []
+    for shard_id in range(n_shards):
+        stats = _shard_stats(shards_dir, shard_id)
+        name = shard_name(shard_id)
+        shards.append({"tar": f"{name}.tar", "index": f"{name}.parquet", "samples": stats["count"]})
+        failed.extend(stats.get("failed", []))
+    manifest = {
+        "shards": shards,
+        "samples": sum(s["samples"] for s in shards),
+        "config_hash": config_hash,
+        "failed": failed,
+    }
+    tmp = out / (MANIFEST + ".partial")
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    tmp.replace(out / MANIFEST)
+    return manifest
