@@ -1,4 +1,5 @@
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -6,6 +7,7 @@ import pyarrow.parquet as pq
 import webdataset as wds
 
 from common.config import load_config
+from curation.report.numbers import lookup
 from pipelines.demo import DemoConfig, run_demo
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,3 +50,17 @@ def test_demo_end_to_end_accounts_for_every_image(tmp_path, monkeypatch):
     )
     assert result.curate.write.manifest["samples"] == selection.num_rows
     assert result.curate.report.html.exists()
+
+    # Report: every plot it lists exists, every number on the page is its stats.json's, and the funnel is the phases'.
+    report = json.loads(result.curate.report.stats.read_text())
+    assert report["phases"] == ["score", "select", "write"]
+    for name in report["plots"].values():
+        assert (run / "report" / name).stat().st_size > 0
+    shown = re.findall(r'data-stat="([^"]+)">([^<]*)<', result.curate.report.html.read_text())
+    assert len(shown) > 50
+    for path, text in shown:
+        assert float(text.replace(",", "")) == lookup(report, path), path
+    phases = [*stats["stages"].values(), *select["steps"].values()]
+    for row, counts in zip(report["funnel"], phases, strict=False):
+        assert (row["in"], row["kept"], row["rejected"]) == (counts["in"], counts["kept"], counts["rejected"])
+    assert report["funnel"][-1]["step"] == "written" and report["funnel"][-1]["kept"] == selection.num_rows
