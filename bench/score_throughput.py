@@ -63,10 +63,11 @@ import torch
 
 from common.config import to_object
 from common.ray_bootstrap import ray_session
+from curation.config import load_curate_config
 from curation.models.registry import ModelsConfig, production_profile
 from curation.readers import discover_input_shards, read_input_shard
 from curation.sample_corpus import SampleCorpusConfig, build_sample_corpus
-from curation.score.config import ScoreConfig, load_score_config
+from curation.score.config import ScoreConfig
 from curation.score.runner import CANDIDATES_DIR, build_stages, run_score
 from curation.stages.pixels import decode_batch
 
@@ -96,7 +97,7 @@ def production_sized_models() -> ModelsConfig:
 def score_config(profile: str) -> ScoreConfig:
     """demo.yaml as the pipeline runs it (stage batch sizes, audit mode), with the model set of `profile`. The plain
     loop reads neither input nor output; the config requires them."""
-    cfg: ScoreConfig = to_object(load_score_config(DEMO_CONFIG, pipeline_overrides(SCRATCH, SCRATCH / "unused")))
+    cfg: ScoreConfig = to_object(load_curate_config(DEMO_CONFIG, pipeline_overrides(SCRATCH, SCRATCH / "unused")))
     return cfg if profile == "tiny" else replace(cfg, models=production_sized_models())
 
 
@@ -287,7 +288,7 @@ def run_pipeline(name: str, images_dir: Path, out: Path, quiet_wait: float) -> P
     if quiet_wait:
         wait_for_quiet(quiet_wait)
     log.info("pipeline, %s: %s -> %s", name, images_dir, out)
-    cfg = load_score_config(DEMO_CONFIG, pipeline_overrides(images_dir, out))
+    cfg = load_curate_config(DEMO_CONFIG, pipeline_overrides(images_dir, out))
     start = time.time()  # wall clock: compared with the marker files' modification times
     with measured(watch=0.5) as span:
         run = run_score(cfg)

@@ -6,9 +6,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from common.config import ConfigError
+from curation.config import load_curate_config
 from curation.sample_corpus import SampleCorpusConfig, build_sample_corpus
 from curation.score import runner
-from curation.score.config import load_score_config
 from curation.score.runner import run_score
 from curation.score.sink import marker_path, part_path
 
@@ -23,7 +23,7 @@ def corpus(tmp_path_factory):
 def score(inputs, out, *extra):
     listed = ",".join(f'"{p}"' for p in inputs)
     overrides = [f"input=[{listed}]", f"output={out}", *extra]
-    return run_score(load_score_config(DEMO_CONFIG, overrides))
+    return run_score(load_curate_config(DEMO_CONFIG, overrides))
 
 
 def candidates(out):
@@ -90,7 +90,7 @@ def test_missing_weights_fail_before_ray_starts(corpus, tmp_path, monkeypatch):
         f"output={tmp_path / 'out'}",
         f"models.aesthetic.weights={tmp_path}/a.pth",
     ]
-    cfg = load_score_config(DEMO_CONFIG.parent / "production.yaml", overrides)
+    cfg = load_curate_config(DEMO_CONFIG.parent / "production.yaml", overrides)
     monkeypatch.setattr(runner, "ray_session", lambda *a, **k: pytest.fail("Ray started before the weights check"))
     with pytest.raises(ConfigError) as err:
         run_score(cfg)
