@@ -76,8 +76,11 @@ def _known(cfg: DictConfig, full_key: str) -> str:
 
 
 def to_object(cfg: DictConfig) -> Any:
-    """The typed dataclass instance behind a loaded config."""
-    return OmegaConf.to_object(cfg)
+    """The typed dataclass instance behind a loaded config; a value its dataclass refuses is a ConfigError."""
+    try:
+        return OmegaConf.to_object(cfg)
+    except ValueError as err:  # a dataclass __post_init__ check; OmegaConf may wrap it in its own error type
+        raise ConfigError(f"invalid config: {err}") from err
 
 
 def resolved_yaml(cfg: DictConfig) -> str:

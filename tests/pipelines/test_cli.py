@@ -61,3 +61,10 @@ def test_curate_select_before_score_says_what_to_run(tmp_path):
     proc = run_cli("curate", "select", "--config", str(REPO / "configs/curation/demo.yaml"), f"output={tmp_path}")
     assert proc.returncode != 0
     assert "run `humans1b curate score`" in proc.stderr
+
+
+def test_a_value_its_config_refuses_is_a_usage_error(tmp_path):
+    config = str(REPO / "configs/curation/demo.yaml")
+    proc = run_cli("curate", "select", "--config", config, f"output={tmp_path}", "select.sampling.fraction=2")
+    assert proc.returncode == 2
+    assert "fraction must be in [0, 1], got 2.0" in proc.stderr
