@@ -49,6 +49,7 @@ class LoopConfig:
     teacher_temp_warmup_steps: int = 30
     checkpoint_every: int = 50
     log_every: int = 1
+    tensorboard: bool = True  # scalars also to <output>/tensorboard
     device: str = "auto"  # auto: cuda when present, else cpu
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -114,6 +115,7 @@ def train(
     metrics, in_a_row = [], 0
     iterator = iter(batches)
     model.train()
+    board = _tensorboard(out) if cfg.tensorboard else None
     with (out / METRICS).open("a") as sink, tqdm(total=cfg.steps, initial=start, desc="pretrain", disable=None) as bar:
         for step in range(start, end):
             t0 = time.perf_counter()
@@ -131,12 +133,24 @@ def train(
             if (step + 1) % cfg.log_every == 0:
                 sink.write(json.dumps(row) + "\n")
                 sink.flush()
+                if board is not None:
+                    for name, value in row.items():
+                        if isinstance(value, float):
+                            board.add_scalar(f"train/{name}", value, row["step"])
             bar.update(1)
             bar.set_postfix(loss=f"{row['loss']:.4f}")
             if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == end:
                 extra = {"loader": batches.state_dict(), "skipped_nonfinite": skipped, "config": asdict(cfg)}
                 save_checkpoint(out, step + 1, model, optimizer, extra)
+    if board is not None:
+        board.close()
     return TrainRun(end, metrics, skipped)
+
+
+def _tensorboard(out: Path):
+    from torch.utils.tensorboard import SummaryWriter  # imports tensorboard: only when asked for
+
+    return SummaryWriter(str(out / "tensorboard"))
 
 
 def _train_step(cfg: LoopConfig, model, optimizer, batch: dict, step: int, device: torch.device) -> dict[str, Any]:

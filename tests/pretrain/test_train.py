@@ -42,6 +42,7 @@ def test_tiny_model_drives_the_joint_loss_down(tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == list(range(1, 61))
     assert {"loss_mae", "loss_cl", "loss_koleo", "lr", "momentum", "teacher_temp", "grad_norm"} <= set(rows[0])
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
 
 
 def test_resume_continues_bit_for_bit(tmp_path):
