@@ -12,15 +12,16 @@ class BackboneSize:
     depth: int
     num_heads: int
     published_params_b: float | None = None  # billions, from the public Sapiens2 release; None: not a released size
+    local_depth: int = 2  # blocks of the 4K variant's window stage (`create_backbone_4k`), per size as in the release
 
 
 SIZES: dict[str, BackboneSize] = {
     "tiny": BackboneSize(dim=64, depth=4, num_heads=4),  # tests, demos and compute checks only
     "0.1b": BackboneSize(dim=768, depth=12, num_heads=12, published_params_b=0.114),
     "0.4b": BackboneSize(dim=1024, depth=24, num_heads=16, published_params_b=0.398),
-    "0.8b": BackboneSize(dim=1280, depth=32, num_heads=16, published_params_b=0.818),
-    "1b": BackboneSize(dim=1536, depth=40, num_heads=24, published_params_b=1.462),
-    "5b": BackboneSize(dim=2432, depth=56, num_heads=32, published_params_b=5.071),
+    "0.8b": BackboneSize(dim=1280, depth=32, num_heads=16, published_params_b=0.818, local_depth=3),
+    "1b": BackboneSize(dim=1536, depth=40, num_heads=24, published_params_b=1.462, local_depth=4),
+    "5b": BackboneSize(dim=2432, depth=56, num_heads=32, published_params_b=5.071, local_depth=6),
 }
 
 
