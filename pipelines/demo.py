@@ -1,5 +1,5 @@
-"""The end-to-end demo on the sample corpus: build it, then the whole curation (score -> select -> write ->
-report) with the tiny models, model filters in audit mode, on one local Ray."""
+"""The end-to-end demo on the sample corpus: build it, run the whole curation (score -> select -> write -> report)
+with the tiny models, model filters in audit mode, on one local Ray, then pretrain the tiny backbone on its shards."""
 
 import logging
 from dataclasses import dataclass, field
@@ -7,10 +7,13 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from common.config import save_resolved_config, to_object
+from common.config import load_config, save_resolved_config, to_object
 from curation.config import load_curate_config
 from curation.curate import CurateRun, run_curate
 from curation.sample_corpus import SampleCorpusConfig, build_sample_corpus
+from pretrain.config import PretrainConfig
+from pretrain.run import run_pretrain
+from pretrain.train import TrainRun
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +26,8 @@ class DemoConfig:
     corpus: SampleCorpusConfig = field(default_factory=SampleCorpusConfig)
     curate_config: str = "configs/curation/demo.yaml"
     curate_overrides: list[str] = field(default_factory=list)  # e.g. ["stages.detect.mode=reject"]
+    pretrain_config: str = "configs/pretrain/tiny.yaml"
+    pretrain_overrides: list[str] = field(default_factory=list)  # e.g. ["steps=100"]
 
 
 @dataclass
@@ -30,6 +35,8 @@ class DemoRun:
     corpus_files: int
     curate: CurateRun
     curated_dir: Path
+    pretrain: TrainRun
+    pretrain_dir: Path
 
 
 def run_demo(cfg_node: DictConfig) -> DemoRun:
@@ -45,4 +52,8 @@ def run_demo(cfg_node: DictConfig) -> DemoRun:
         cfg.curate_config,
         [f"input=[{corpus.images_dir.resolve()}]", f"output={curated}", *runtime, *cfg.curate_overrides],
     )
-    return DemoRun(len(corpus.entries), run_curate(curate_cfg), curated)
+    curate = run_curate(curate_cfg)
+    pretrained = out / "pretrain"
+    overrides = [f"shards=[{curated}]", f"output={pretrained}", *cfg.pretrain_overrides]
+    pretrain_cfg = load_config(PretrainConfig, config_path=cfg.pretrain_config, overrides=overrides)
+    return DemoRun(len(corpus.entries), curate, curated, run_pretrain(pretrain_cfg), pretrained)

@@ -4,6 +4,7 @@ import argparse
 
 from common.config import add_config_arguments, config_from_args
 from pipelines.commands.curate import summary_lines
+from pipelines.commands.pretrain import loss_line
 from pipelines.demo import DemoConfig, run_demo
 
 NAME = "demo"
@@ -21,4 +22,6 @@ def run(args: argparse.Namespace) -> int:
     for line in summary_lines(c.score, c.select, c.write):
         print(line)
     print(f"demo: shards in {result.curated_dir / 'shards'}; open the report: {c.report.html}")
+    print(loss_line(result.pretrain))
+    print(f"demo: checkpoints and metrics.jsonl in {result.pretrain_dir}")
     return 0

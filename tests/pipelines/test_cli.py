@@ -5,10 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from common.config import load_config
+from common.config import load_config, to_object
 from curation.config import load_curate_config
 from pipelines.cli import COMMANDS
 from pipelines.demo import DemoConfig
+from pretrain.config import PretrainConfig
 
 REPO = Path(__file__).resolve().parents[2]
 NAMES = [importlib.import_module(f"pipelines.commands.{module}").NAME for module in COMMANDS]
@@ -38,9 +39,13 @@ def test_unknown_override_fails_naming_the_key():
     assert "unknown config key 'corpus.sed'" in proc.stderr
 
 
-@pytest.mark.parametrize(("path", "schema"), [("configs/demo.yaml", DemoConfig)])
+@pytest.mark.parametrize(
+    ("path", "schema"),
+    [("configs/demo.yaml", DemoConfig)]
+    + [(str(p), PretrainConfig) for p in sorted(REPO.glob("configs/pretrain/*.yaml"))],
+)
 def test_shipped_configs_load(path, schema):
-    load_config(schema, config_path=REPO / path)
+    to_object(load_config(schema, config_path=REPO / path, overrides=["output=x"]))
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "configs" / "curation").glob("*.yaml")), ids=lambda p: p.name)

@@ -1,4 +1,5 @@
 import json
+import math
 import re
 from collections import Counter
 from pathlib import Path
@@ -64,3 +65,10 @@ def test_demo_end_to_end_accounts_for_every_image(tmp_path, monkeypatch):
     for row, counts in zip(report["funnel"], phases, strict=False):
         assert (row["in"], row["kept"], row["rejected"]) == (counts["in"], counts["kept"], counts["rejected"])
     assert report["funnel"][-1]["step"] == "written" and report["funnel"][-1]["kept"] == selection.num_rows
+
+    # Pretrain: the tiny backbone on the demo shards; the loss goes down and the checkpoint is there.
+    losses = [m["loss"] for m in result.pretrain.metrics]
+    assert len(losses) == 40 and all(map(math.isfinite, losses))
+    assert sum(losses[-8:]) / 8 < sum(losses[:8]) / 8
+    assert (result.pretrain_dir / "checkpoints" / "latest").exists()
+    assert len((result.pretrain_dir / "metrics.jsonl").read_text().splitlines()) == 40

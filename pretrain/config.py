@@ -1,0 +1,18 @@
+"""Typed config of a pretraining run (configs/pretrain/*.yaml fill it; any key is overridable as key.sub=value)."""
+
+from dataclasses import dataclass, field
+
+from omegaconf import MISSING
+
+from pretrain.data.views import MultiCropConfig
+from pretrain.train import LoopConfig
+
+
+@dataclass
+class PretrainConfig(LoopConfig):
+    shards: list[str] = field(default_factory=list)  # curation output dirs (their manifest.json) or shard globs
+    output: str = MISSING  # checkpoints/, metrics.jsonl, tensorboard/ and config.yaml go here
+    batch_size: int = 8  # per process
+    num_workers: int = 2  # DataLoader workers: decode + multi-crop run there
+    shuffle_buffer: int = 1000  # samples
+    crops: MultiCropConfig = field(default_factory=MultiCropConfig)

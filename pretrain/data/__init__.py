@@ -1,0 +1,1 @@
+"""Pretraining data: shard listing, multi-crop views and the streaming, resumable loader."""
