@@ -54,6 +54,12 @@ class LoopConfig:
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
 
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if not 0 <= self.optim.warmup_steps <= self.steps:
+            raise ValueError(f"optim.warmup_steps must be in [0, steps={self.steps}], got {self.optim.warmup_steps}")
+
 
 class BatchSource(Protocol):
     def __iter__(self): ...
@@ -164,7 +170,9 @@ def _train_step(cfg: LoopConfig, model, optimizer, batch: dict, step: int, devic
     patch = model.patch
     masks = step_masks(cfg, step, g, b, (h // patch, w // patch)).to(device)
     temp = teacher_temperature(step, cfg.teacher_temp_warmup_steps)
-    losses = model(global_views, local_views, masks, temp)
+    # bf16 autocast on GPU only: CPU runs (tests, resume checks) stay in float32 and bit-reproducible.
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        losses = model(global_views, local_views, masks, temp)
     optimizer.zero_grad(set_to_none=True)
     row: dict[str, Any] = {"step": step + 1, "lr": lr, "teacher_temp": temp}
     row.update({k: float(v.detach()) for k, v in losses.items()})

@@ -1,7 +1,9 @@
 """The pretraining loop on the tiny model: the joint loss goes down, and a resumed run equals an uninterrupted one."""
 
 import json
+import math
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -57,3 +59,26 @@ def test_resume_continues_bit_for_bit(tmp_path):
     assert left.keys() == right.keys()
     for key in left:
         assert torch.equal(left[key], right[key]), key
+
+
+def test_activation_checkpointing_gives_the_same_step(tmp_path):
+    torch.set_num_threads(1)
+    plain = train(config(6, checkpoint_every=1000, tensorboard=False), batches(), tmp_path / "a", stop_at=2)
+    cfg = config(6, checkpoint_every=1000, tensorboard=False)
+    cfg.objective = ObjectiveConfig(**{**OBJECTIVE.__dict__, "grad_checkpointing": True})
+    checkpointed = train(cfg, batches(), tmp_path / "b", stop_at=2)
+    for a, b in zip(plain.metrics, checkpointed.metrics, strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5) and a["grad_norm"] == pytest.approx(
+            b["grad_norm"], rel=1e-4
+        )
+
+
+def test_a_non_finite_loss_skips_the_update_and_is_counted(tmp_path):
+    torch.set_num_threads(1)
+    source = batches()
+    source.batches[0] = {**source.batches[0], "global": source.batches[0]["global"].clone()}
+    source.batches[0]["global"][0, 0, 0, 0, 0] = float("nan")
+    run = train(config(6, checkpoint_every=1000, tensorboard=False), source, tmp_path)
+    assert run.skipped_nonfinite == 3  # steps 1, 3 and 5 use batch 0
+    assert [m.get("skipped", False) for m in run.metrics] == [True, False] * 3
+    assert all(math.isfinite(m["loss"]) for m in run.metrics[1::2])
