@@ -1,7 +1,8 @@
 """Backbone weights as safetensors files (no pickle): save, and load with a clear report of any mismatch."""
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -36,14 +37,7 @@ def load_backbone(model: nn.Module, path: str | Path, strict: bool = True) -> Lo
     if not path.is_file():
         raise FileNotFoundError(f"backbone checkpoint {path} does not exist; pass the .safetensors file to load")
     state = load_file(str(path))
-    expected = model.state_dict()
-    missing = [key for key in expected if key not in state]
-    unexpected = [key for key in state if key not in expected]
-    shapes = [
-        f"{key}: checkpoint {list(state[key].shape)} vs model {list(expected[key].shape)}"
-        for key in expected
-        if key in state and state[key].shape != expected[key].shape
-    ]
+    missing, unexpected, shapes = state_differences(state, model.state_dict())
     problems = [("shape mismatches", shapes)]
     if strict:
         problems += [("missing keys", missing), ("unexpected keys", unexpected)]
@@ -57,6 +51,18 @@ def load_backbone(model: nn.Module, path: str | Path, strict: bool = True) -> Lo
     with torch.no_grad():
         model.load_state_dict(state, strict=False)
     return LoadResult(missing, unexpected)
+
+
+def state_differences(state: Mapping[str, Any], expected: Mapping[str, Any]) -> tuple[list[str], list[str], list[str]]:
+    """(missing keys, unexpected keys, shape mismatches as text) of `state` against `expected` (values with .shape)."""
+    missing = [key for key in expected if key not in state]
+    unexpected = [key for key in state if key not in expected]
+    shapes = [
+        f"{key}: checkpoint {list(state[key].shape)}, expected {list(expected[key].shape)}"
+        for key in expected
+        if key in state and state[key].shape != expected[key].shape
+    ]
+    return missing, unexpected, shapes
 
 
 def _first(items: list[str]) -> str:

@@ -27,7 +27,7 @@ from typing import NamedTuple
 import torch
 from safetensors import safe_open
 
-from common.models.checkpoint import CheckpointMismatchError, _first
+from common.models.checkpoint import CheckpointMismatchError, _first, state_differences
 from common.models.sapiens2 import Sapiens2
 
 PERIODS_KEY = "rope_embed.periods"
@@ -104,13 +104,7 @@ def load_official_pretrained(model: Sapiens2, path: str | Path) -> None:
         _check_rope_periods(model, state.pop(PERIODS_KEY), path)
     # An absent periods buffer is no mismatch: our RoPE has no state, and the weights themselves are all checked.
 
-    missing = [key for key in layout if key not in state]
-    unexpected = [key for key in state if key not in layout]
-    shapes = [
-        f"{key}: checkpoint {list(state[key].shape)}, expected {list(layout[key].shape)}"
-        for key in layout
-        if key in state and state[key].shape != layout[key].shape
-    ]
+    missing, unexpected, shapes = state_differences(state, layout)
     found = [
         (kind, items)
         for kind, items in (("shape mismatches", shapes), ("missing keys", missing), ("unexpected keys", unexpected))
