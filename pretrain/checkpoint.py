@@ -11,15 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
+
+from common.models import load_backbone, save_backbone
 
 CHECKPOINTS = "checkpoints"
 LATEST = "latest"
-
-
-def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v.detach().contiguous() for k, v in state.items()}
 
 
 def save_checkpoint(out: Path, step: int, model: nn.Module, optimizer: torch.optim.Optimizer, extra: dict) -> Path:
@@ -29,7 +26,7 @@ def save_checkpoint(out: Path, step: int, model: nn.Module, optimizer: torch.opt
     tmp = root / f".{final.name}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    save_file(_contiguous(model.state_dict()), tmp / "model.safetensors")
+    save_backbone(model, tmp / "model.safetensors")  # the whole pretrainer: student, teacher, decoder, heads
     torch.save({"optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state()}, tmp / "optimizer.pt")
     (tmp / "state.json").write_text(json.dumps({"step": step, **extra}, indent=2) + "\n")
     shutil.rmtree(final, ignore_errors=True)
@@ -47,7 +44,7 @@ def latest_checkpoint(out: Path) -> Path | None:
 
 def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     """Restores model, optimizer and torch RNG in place; returns the JSON state."""
-    model.load_state_dict(load_file(path / "model.safetensors"), strict=True)
+    load_backbone(model, path / "model.safetensors", strict=True)
     saved = torch.load(path / "optimizer.pt", weights_only=True)  # untrusted files never unpickle code
     optimizer.load_state_dict(saved["optimizer"])
     torch.set_rng_state(saved["torch_rng"])
