@@ -55,7 +55,7 @@ def run_select(output: str | Path, cfg: SelectConfig, *, seed: int) -> SelectRun
             table, stats = _run_step(name, cfg, seed, meta.filter(pa.array(alive)), clip[alive], artifacts)
             stats["seconds"] = round(time.perf_counter() - t0, 3)
             write_artifact(path, table, stats, fp)
-            art = read_artifact(path, fp)
+            art = read_artifact(path, fp)  # as a resumed run sees it, so both give the same select_stats.json
             done_now.append(name)
         else:
             log.info("select: %s already done", name)
@@ -67,8 +67,13 @@ def run_select(output: str | Path, cfg: SelectConfig, *, seed: int) -> SelectRun
 
 
 def _settings(cfg: SelectConfig, name: str) -> dict:
-    section = {"phash_dedup": cfg.phash, "semdedup": cfg.semdedup, "clustering": cfg.clusters}.get(name)
-    settings = asdict(section) if section is not None else asdict(cfg.sampling)
+    sections = {
+        "phash_dedup": cfg.phash,
+        "semdedup": cfg.semdedup,
+        "clustering": cfg.clusters,
+        "sampling": cfg.sampling,
+    }
+    settings = asdict(sections[name])
     if name == "semdedup":
         settings["keep_by"] = list(cfg.phash.keep_by)  # both dedup steps keep the same preferred row
     return settings
