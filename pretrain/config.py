@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from omegaconf import MISSING
 
 from pretrain.data.views import MultiCropConfig
+from pretrain.ray_train import RayTrainConfig
 from pretrain.train import LoopConfig
 
 
@@ -16,3 +17,4 @@ class PretrainConfig(LoopConfig):
     num_workers: int = 2  # DataLoader workers: decode + multi-crop run there
     shuffle_buffer: int = 1000  # samples
     crops: MultiCropConfig = field(default_factory=MultiCropConfig)
+    ray_train: RayTrainConfig = field(default_factory=RayTrainConfig)  # `humans1b pretrain --ray`

@@ -58,6 +58,10 @@ class Sapiens2Pretrainer(nn.Module):
         """What the teacher tracks: the EMA pairs student -> teacher by these names."""
         return nn.ModuleDict({"backbone": self.student, "head": self.student_head})
 
+    def shard_units(self) -> list[nn.Module]:
+        """The modules FSDP gathers one at a time: every transformer block of student, teacher and decoder."""
+        return [*self.student.blocks, *self.teacher.blocks, *self.decoder.blocks]
+
     def teacher_modules(self) -> nn.ModuleDict:
         return nn.ModuleDict({"backbone": self.teacher, "head": self.teacher_head})
 

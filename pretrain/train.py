@@ -3,9 +3,13 @@ every N steps, metrics.jsonl, resume that continues bit for bit on CPU.
 
 `batches` is any iterable of {"global": [G, B, 3, H, W], "local": [L, B, 3, h, w]} with `state_dict()` /
 `load_state_dict()` for its position (pretrain/data's loader, or a fixed source in tests).
+
+Distributed (torchrun or Ray Train, see common/training/distributed.py): each rank takes its own batches (B per
+rank, equal across ranks); masks are drawn for the global batch of world_size·B and each rank takes its slice, and
+Sinkhorn centring runs over the global batch, so N ranks with B samples each make the same update as one process
+with N·B samples (up to float summation order; KoLeo, a within-batch term, is the exception).
 """
 
-import json
 import logging
 import math
 import time
@@ -15,17 +19,27 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
+from torch.distributed.tensor import DTensor
 from tqdm import tqdm
 
-from pretrain.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from common.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from common.training.distributed import (
+    DistInfo,
+    any_across_ranks,
+    init_distributed,
+    mean_across_ranks,
+    pick_device,
+    wrap_model,
+)
+from common.training.metrics_log import MetricsLog
 from pretrain.ema import ema_update, momentum_schedule
 from pretrain.masking import sample_masks
 from pretrain.objective import ObjectiveConfig, Sapiens2Pretrainer
+from pretrain.probe import ProbeConfig, knn_probe
 from pretrain.schedules import lr_at, teacher_temperature
 
 log = logging.getLogger(__name__)
 
-METRICS = "metrics.jsonl"
 MAX_NONFINITE_IN_A_ROW = 10
 
 
@@ -37,6 +51,12 @@ class OptimConfig:
     betas: tuple[float, float] = (0.9, 0.95)  # DESIGN.md
     warmup_steps: int = 10
     grad_clip: float = 3.0  # DINOv2's clip_grad
+
+
+@dataclass
+class DistributedConfig:
+    strategy: str = "ddp"  # ddp | fsdp (FSDP2 fully_shard per transformer block); used when world size > 1
+    backend: str = "auto"  # auto: nccl with CUDA, else gloo
 
 
 @dataclass
@@ -53,6 +73,8 @@ class LoopConfig:
     device: str = "auto"  # auto: cuda when present, else cpu
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)  # k-NN on the teacher's [CLS] every probe.every steps
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -74,13 +96,7 @@ class TrainRun:
     skipped_nonfinite: int
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def build_optimizer(model: Sapiens2Pretrainer, cfg: OptimConfig) -> torch.optim.AdamW:
+def build_optimizer(model: torch.nn.Module, cfg: OptimConfig) -> torch.optim.AdamW:
     """No weight decay on norms, biases, tokens and the prototypes' 1-D parameters."""
     decay, no_decay = [], []
     for _, p in model.named_parameters():
@@ -90,43 +106,60 @@ def build_optimizer(model: Sapiens2Pretrainer, cfg: OptimConfig) -> torch.optim.
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas))
 
 
-def step_masks(cfg: LoopConfig, step: int, views: int, batch: int, grid: tuple[int, int]) -> torch.Tensor:
-    """Masks from a generator seeded by (seed, step): a resumed run draws the same masks without saving RNG."""
+def step_masks(
+    cfg: LoopConfig, step: int, views: int, batch: int, grid: tuple[int, int], info: DistInfo | None = None
+) -> torch.Tensor:
+    """This rank's masks [G, B, N]: the slice of the global batch's masks, drawn from a generator seeded by (seed,
+    step), so a resumed run draws the same masks without saving RNG and ranks never share a mask."""
+    info = info or DistInfo()
     gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-    masks = sample_masks(views * batch, grid, ratio=cfg.mask_ratio, block_fraction=cfg.block_fraction, generator=gen)
-    return masks.view(views, batch, -1)  # [G, B, N]
+    total = views * batch * info.world_size
+    masks = sample_masks(total, grid, ratio=cfg.mask_ratio, block_fraction=cfg.block_fraction, generator=gen)
+    masks = masks.view(views, batch * info.world_size, -1)  # [G, world·B, N]
+    return masks[:, info.rank * batch : (info.rank + 1) * batch]
 
 
 def train(
-    cfg: LoopConfig, batches: BatchSource, out: Path, *, resume: bool = False, stop_at: int | None = None
+    cfg: LoopConfig,
+    batches: BatchSource,
+    out: Path,
+    *,
+    resume: bool = False,
+    stop_at: int | None = None,
+    info: DistInfo | None = None,
 ) -> TrainRun:
     """Train to `cfg.steps`, or stop after step `stop_at` (a checkpoint is written there) to continue later with
-    `resume=True`; the schedules always follow `cfg.steps`."""
+    `resume=True`; the schedules always follow `cfg.steps`. Every rank calls this with its own `batches`; only rank 0
+    writes metrics and checkpoints into `out` (shared by all ranks)."""
     out = Path(out)
     end = cfg.steps if stop_at is None else min(stop_at, cfg.steps)
-    out.mkdir(parents=True, exist_ok=True)
-    device = pick_device(cfg.device)
-    torch.manual_seed(cfg.seed)
-    model = Sapiens2Pretrainer(cfg.objective).to(device)
+    info = info or init_distributed(cfg.distributed.backend)
+    device = pick_device(cfg.device, info)
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank
+    core = Sapiens2Pretrainer(cfg.objective).to(device)
+    model = wrap_model(core, cfg.distributed.strategy, core.shard_units(), device)
     optimizer = build_optimizer(model, cfg.optim)
+    torch.manual_seed(cfg.seed + info.rank)  # then a stream per rank (drop path)
     start, skipped = 0, 0
     checkpoint = latest_checkpoint(out) if resume else None
     if checkpoint is not None:
-        state = load_checkpoint(checkpoint, model, optimizer)
+        state = load_checkpoint(checkpoint, model, optimizer, info)
         start, skipped = state["step"], state.get("skipped_nonfinite", 0)
-        batches.load_state_dict(state["loader"])
+        batches.load_state_dict(state["rank_state"]["loader"])
         log.info("resumed from %s at step %d", checkpoint, start)
     elif resume:
         log.info("no checkpoint in %s: starting from step 0", out)
+    if info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
     metrics, in_a_row = [], 0
     iterator = iter(batches)
     model.train()
-    board = _tensorboard(out) if cfg.tensorboard else None
-    with (out / METRICS).open("a") as sink, tqdm(total=cfg.steps, initial=start, desc="pretrain", disable=None) as bar:
+    bar = tqdm(total=cfg.steps, initial=start, desc="pretrain", disable=None if info.is_main else True)
+    with MetricsLog(out, tensorboard=cfg.tensorboard, enabled=info.is_main) as metrics_log, bar:
         for step in range(start, end):
             t0 = time.perf_counter()
             batch = next(iterator)
-            row = _train_step(cfg, model, optimizer, batch, step, device)
+            row = _train_step(cfg, model, core, optimizer, batch, step, device, info)
             if not math.isfinite(row["loss"]):
                 skipped += 1
                 in_a_row += 1
@@ -135,31 +168,23 @@ def train(
             else:
                 in_a_row = 0
             row["seconds"] = round(time.perf_counter() - t0, 4)
+            if cfg.probe.folder and cfg.probe.every and (step + 1) % cfg.probe.every == 0:
+                # Every rank runs it: under FSDP the teacher's forward is a collective.
+                row.update(knn_probe(core.teacher, cfg.probe, device).as_metrics())
             metrics.append(row)
             if (step + 1) % cfg.log_every == 0:
-                sink.write(json.dumps(row) + "\n")
-                sink.flush()
-                if board is not None:
-                    for name, value in row.items():
-                        if isinstance(value, float):
-                            board.add_scalar(f"train/{name}", value, row["step"])
+                metrics_log.write(row)
             bar.update(1)
             bar.set_postfix(loss=f"{row['loss']:.4f}")
             if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == end:
-                extra = {"loader": batches.state_dict(), "skipped_nonfinite": skipped, "config": asdict(cfg)}
-                save_checkpoint(out, step + 1, model, optimizer, extra)
-    if board is not None:
-        board.close()
+                extra = {"skipped_nonfinite": skipped, "config": asdict(cfg)}
+                save_checkpoint(out, step + 1, model, optimizer, extra, {"loader": batches.state_dict()}, info)
     return TrainRun(end, metrics, skipped)
 
 
-def _tensorboard(out: Path):
-    from torch.utils.tensorboard import SummaryWriter  # imports tensorboard: only when asked for
-
-    return SummaryWriter(str(out / "tensorboard"))
-
-
-def _train_step(cfg: LoopConfig, model, optimizer, batch: dict, step: int, device: torch.device) -> dict[str, Any]:
+def _train_step(
+    cfg: LoopConfig, model, core: Sapiens2Pretrainer, optimizer, batch: dict, step: int, device, info: DistInfo
+) -> dict[str, Any]:
     o = cfg.optim
     lr = lr_at(step, o.lr, o.warmup_steps, cfg.steps, o.min_lr)
     for group in optimizer.param_groups:
@@ -167,23 +192,25 @@ def _train_step(cfg: LoopConfig, model, optimizer, batch: dict, step: int, devic
     global_views = batch["global"].to(device)
     local_views = batch["local"].to(device) if batch.get("local") is not None else None
     g, b, _, h, w = global_views.shape
-    patch = model.patch
-    masks = step_masks(cfg, step, g, b, (h // patch, w // patch)).to(device)
+    masks = step_masks(cfg, step, g, b, (h // core.patch, w // core.patch), info).to(device)
     temp = teacher_temperature(step, cfg.teacher_temp_warmup_steps)
     # bf16 autocast on GPU only: CPU runs (tests, resume checks) stay in float32 and bit-reproducible.
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
         losses = model(global_views, local_views, masks, temp)
     optimizer.zero_grad(set_to_none=True)
     row: dict[str, Any] = {"step": step + 1, "lr": lr, "teacher_temp": temp}
-    row.update({k: float(v.detach()) for k, v in losses.items()})
-    if not math.isfinite(row["loss"]):  # NaN guard: no update, no EMA; the step is counted and logged
-        row["skipped"] = True
+    row.update(mean_across_ranks({k: float(v.detach()) for k, v in losses.items()}, device))
+    # NaN guard: no update, no EMA; the step is counted and logged. Decided by all ranks together (DDP would hang
+    # if one rank skipped the backward the others run).
+    if any_across_ranks(not math.isfinite(float(losses["loss"].detach())), device):
+        row["loss"], row["skipped"] = float("nan"), True
         return row
     losses["loss"].backward()
-    row["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip))
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip)
+    row["grad_norm"] = float(norm.full_tensor() if isinstance(norm, DTensor) else norm)
     optimizer.step()
     momentum = momentum_schedule(step, cfg.steps, base=cfg.momentum_base)
-    ema_update(model.teacher_modules(), model.student_modules(), momentum)
+    ema_update(core.teacher_modules(), core.student_modules(), momentum)
     row["momentum"] = momentum
     return row
 

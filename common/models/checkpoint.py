@@ -37,7 +37,18 @@ def load_backbone(model: nn.Module, path: str | Path, strict: bool = True) -> Lo
     if not path.is_file():
         raise FileNotFoundError(f"backbone checkpoint {path} does not exist; pass the .safetensors file to load")
     state = load_file(str(path))
-    missing, unexpected, shapes = state_differences(state, model.state_dict())
+    missing, unexpected = check_state(state, model.state_dict(), path, type(model).__name__, strict)
+    with torch.no_grad():
+        model.load_state_dict(state, strict=False)
+    return LoadResult(missing, unexpected)
+
+
+def check_state(
+    state: Mapping[str, Any], expected: Mapping[str, Any], path: Path, model_name: str, strict: bool = True
+) -> tuple[list[str], list[str]]:
+    """Raise `CheckpointMismatchError` naming `path` and the first offending keys when `state` does not fit
+    `expected` (shape mismatches always; missing or unexpected keys when `strict`); else (missing, unexpected)."""
+    missing, unexpected, shapes = state_differences(state, expected)
     problems = [("shape mismatches", shapes)]
     if strict:
         problems += [("missing keys", missing), ("unexpected keys", unexpected)]
@@ -45,12 +56,10 @@ def load_backbone(model: nn.Module, path: str | Path, strict: bool = True) -> Lo
     if found:
         details = "; ".join(f"{len(items)} {kind}: {_first(items)}" for kind, items in found)
         raise CheckpointMismatchError(
-            f"{path} does not fit {type(model).__name__}: {details}. Build the model with the size the checkpoint was "
+            f"{path} does not fit {model_name}: {details}. Build the model with the size the checkpoint was "
             "saved from" + ("" if shapes else ", or load with strict=False to skip keys the model does not share")
         )
-    with torch.no_grad():
-        model.load_state_dict(state, strict=False)
-    return LoadResult(missing, unexpected)
+    return missing, unexpected
 
 
 def state_differences(state: Mapping[str, Any], expected: Mapping[str, Any]) -> tuple[list[str], list[str], list[str]]:

@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from pretrain.checkpoint import latest_checkpoint
+from common.training.checkpoint import latest_checkpoint
 from pretrain.objective import ObjectiveConfig
 from pretrain.train import FixedBatches, LoopConfig, OptimConfig, train
 
@@ -82,3 +82,24 @@ def test_a_non_finite_loss_skips_the_update_and_is_counted(tmp_path):
     assert run.skipped_nonfinite == 3  # steps 1, 3 and 5 use batch 0
     assert [m.get("skipped", False) for m in run.metrics] == [True, False] * 3
     assert all(math.isfinite(m["loss"]) for m in run.metrics[1::2])
+
+
+def test_the_knn_probe_runs_every_n_steps_on_the_teacher(tmp_path):
+    import numpy as np
+    import skimage.data
+    from PIL import Image
+
+    from pretrain.probe import ProbeConfig
+
+    torch.set_num_threads(1)
+    for name in ("astronaut", "coffee"):
+        (tmp_path / "probe" / name).mkdir(parents=True)
+        image = Image.fromarray(np.asarray(getattr(skimage.data, name)())).convert("RGB")
+        for i, box in enumerate([(0, 0, 256, 256), (256, 0, 512, 256), (0, 256, 256, 512)]):
+            image.crop(box).save(tmp_path / "probe" / name / f"{i}.jpg")
+    cfg = config(6, checkpoint_every=1000, tensorboard=False)
+    cfg.probe = ProbeConfig(folder=str(tmp_path / "probe"), every=2, k=3, image_size=(32, 32))
+    run = train(cfg, batches(), tmp_path / "run", stop_at=4)
+    assert ["probe_top1" in m for m in run.metrics] == [False, True, False, True]
+    probed = run.metrics[1]
+    assert probed["probe_queries"] == 6 and probed["probe_classes"] == 2 and 0.0 <= probed["probe_top1"] <= 100.0

@@ -6,7 +6,7 @@ import torch
 from safetensors.torch import load_file
 
 from common.config import load_config
-from pretrain.checkpoint import latest_checkpoint
+from common.training.checkpoint import latest_checkpoint
 from pretrain.config import PretrainConfig
 from pretrain.run import run_pretrain
 
@@ -36,6 +36,6 @@ def test_a_resumed_run_on_shards_equals_an_uninterrupted_one(shard_set, tmp_path
     state = json.loads((latest_checkpoint(split) / "state.json").read_text())
     assert (
         state["step"] == 6
-        and state["loader"]["skipped"]
-        == json.loads((latest_checkpoint(whole) / "state.json").read_text())["loader"]["skipped"]
+        and state["ranks"][0]["loader"]["skipped"]
+        == json.loads((latest_checkpoint(whole) / "state.json").read_text())["ranks"][0]["loader"]["skipped"]
     )
