@@ -10,7 +10,7 @@ from common.config import ConfigError
 from common.log import configure_logging
 
 # Modules under pipelines.commands, in the order `humans1b --help` lists them.
-COMMANDS = ["sample_data", "curate", "pretrain", "demo", "ray_local", "stats"]
+COMMANDS = ["sample_data", "curate", "pretrain", "posttrain", "demo", "ray_local", "stats"]
 
 
 def build_parser() -> argparse.ArgumentParser:

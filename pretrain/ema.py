@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from pretrain.schedules import cosine_ramp
+from common.training.lr_schedules import cosine_ramp
 
 
 @torch.no_grad()

@@ -11,7 +11,6 @@ with N·B samples (up to float summation order; KoLeo, a within-batch term, is t
 """
 
 import logging
-import math
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -19,28 +18,27 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
-from torch.distributed.tensor import DTensor
 from tqdm import tqdm
 
 from common.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from common.training.distributed import (
     DistInfo,
-    any_across_ranks,
+    DistributedConfig,
     init_distributed,
     mean_across_ranks,
     pick_device,
     wrap_model,
 )
+from common.training.guarded_step import NonFiniteStreak, guarded_step
+from common.training.lr_schedules import lr_at
 from common.training.metrics_log import MetricsLog
 from pretrain.ema import ema_update, momentum_schedule
 from pretrain.masking import sample_masks
 from pretrain.objective import ObjectiveConfig, Sapiens2Pretrainer
 from pretrain.probe import ProbeConfig, knn_probe
-from pretrain.schedules import lr_at, teacher_temperature
+from pretrain.schedules import teacher_temperature
 
 log = logging.getLogger(__name__)
-
-MAX_NONFINITE_IN_A_ROW = 10
 
 
 @dataclass
@@ -51,12 +49,6 @@ class OptimConfig:
     betas: tuple[float, float] = (0.9, 0.95)  # DESIGN.md
     warmup_steps: int = 10
     grad_clip: float = 3.0  # DINOv2's clip_grad
-
-
-@dataclass
-class DistributedConfig:
-    strategy: str = "ddp"  # ddp | fsdp (FSDP2 fully_shard per transformer block); used when world size > 1
-    backend: str = "auto"  # auto: nccl with CUDA, else gloo
 
 
 @dataclass
@@ -151,7 +143,7 @@ def train(
         log.info("no checkpoint in %s: starting from step 0", out)
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
-    metrics, in_a_row = [], 0
+    metrics, streak = [], NonFiniteStreak(skipped)
     iterator = iter(batches)
     model.train()
     bar = tqdm(total=cfg.steps, initial=start, desc="pretrain", disable=None if info.is_main else True)
@@ -160,13 +152,7 @@ def train(
             t0 = time.perf_counter()
             batch = next(iterator)
             row = _train_step(cfg, model, core, optimizer, batch, step, device, info)
-            if not math.isfinite(row["loss"]):
-                skipped += 1
-                in_a_row += 1
-                if in_a_row >= MAX_NONFINITE_IN_A_ROW:
-                    raise FloatingPointError(f"{in_a_row} steps in a row with a non-finite loss (last at {step})")
-            else:
-                in_a_row = 0
+            streak.record(not row.get("skipped", False), step)
             row["seconds"] = round(time.perf_counter() - t0, 4)
             if cfg.probe.folder and cfg.probe.every and (step + 1) % cfg.probe.every == 0:
                 # Every rank runs it: under FSDP the teacher's forward is a collective.
@@ -177,9 +163,9 @@ def train(
             bar.update(1)
             bar.set_postfix(loss=f"{row['loss']:.4f}")
             if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == end:
-                extra = {"skipped_nonfinite": skipped, "config": asdict(cfg)}
+                extra = {"skipped_nonfinite": streak.skipped, "config": asdict(cfg)}
                 save_checkpoint(out, step + 1, model, optimizer, extra, {"loader": batches.state_dict()}, info)
-    return TrainRun(end, metrics, skipped)
+    return TrainRun(end, metrics, streak.skipped)
 
 
 def _train_step(
@@ -197,18 +183,13 @@ def _train_step(
     # bf16 autocast on GPU only: CPU runs (tests, resume checks) stay in float32 and bit-reproducible.
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
         losses = model(global_views, local_views, masks, temp)
-    optimizer.zero_grad(set_to_none=True)
     row: dict[str, Any] = {"step": step + 1, "lr": lr, "teacher_temp": temp}
     row.update(mean_across_ranks({k: float(v.detach()) for k, v in losses.items()}, device))
-    # NaN guard: no update, no EMA; the step is counted and logged. Decided by all ranks together (DDP would hang
-    # if one rank skipped the backward the others run).
-    if any_across_ranks(not math.isfinite(float(losses["loss"].detach())), device):
+    grad_norm = guarded_step(model, optimizer, losses["loss"], grad_clip=o.grad_clip, device=device)
+    if grad_norm is None:  # NaN guard: no update, no EMA; the step is counted and logged
         row["loss"], row["skipped"] = float("nan"), True
         return row
-    losses["loss"].backward()
-    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip)
-    row["grad_norm"] = float(norm.full_tensor() if isinstance(norm, DTensor) else norm)
-    optimizer.step()
+    row["grad_norm"] = grad_norm
     momentum = momentum_schedule(step, cfg.steps, base=cfg.momentum_base)
     ema_update(core.teacher_modules(), core.student_modules(), momentum)
     row["momentum"] = momentum

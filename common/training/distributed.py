@@ -19,6 +19,16 @@ from torch import nn
 STRATEGIES = ("ddp", "fsdp")
 
 
+@dataclass
+class DistributedConfig:
+    strategy: str = "ddp"  # ddp | fsdp (FSDP2 fully_shard per transformer block); used when world size > 1
+    backend: str = "auto"  # auto: nccl with CUDA, else gloo
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"distributed.strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+
+
 @dataclass(frozen=True)
 class DistInfo:
     rank: int = 0

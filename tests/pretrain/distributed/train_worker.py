@@ -6,8 +6,9 @@ import os
 
 import torch
 
+from common.training.distributed import DistributedConfig
 from pretrain.objective import ObjectiveConfig
-from pretrain.train import DistributedConfig, FixedBatches, LoopConfig, OptimConfig, train
+from pretrain.train import FixedBatches, LoopConfig, OptimConfig, train
 
 GLOBAL_BATCH = 4
 
