@@ -25,10 +25,13 @@ class RejectReason(StrEnum):
     LOW_AESTHETIC = "low_aesthetic"
     NOT_PHOTO = "not_photo"
     TEXT_OVERLAY = "text_overlay"
+    NSFW = "nsfw"  # the CLIP NSFW detector's P(nsfw) over the threshold
     # selection
     DUP_PHASH = "dup_phash"
     DUP_EMBEDDING = "dup_embedding"
     BALANCE_DOWNSAMPLED = "balance_downsampled"
+    # reading the raw input (listed here to keep the order above)
+    BAD_FILE_NAME = "bad_file_name"  # a file name that is not valid UTF-8: it cannot be stored or fetched again
 
 
 def stage_error(stage: str) -> str:

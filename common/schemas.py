@@ -34,6 +34,7 @@ def candidate_schema(clip_dim: int) -> pa.Schema:
             pa.field("head_pose", HEAD_POSE_TYPE),
             pa.field("clip", pa.list_(pa.float16(), clip_dim)),  # L2-normalised
             pa.field("aesthetic", pa.float32()),
+            pa.field("nsfw", pa.float32()),  # P(nsfw) from the LAION CLIP NSFW detector
             pa.field("realism", pa.float32()),
             pa.field("text_overlay", pa.float32()),
             pa.field("would_reject", pa.list_(pa.string())),  # audit-mode decisions that did not drop the row

@@ -27,6 +27,10 @@ LAION_AESTHETIC_NAME = "sac+logos+ava1-l14-linearMSE.pth"
 LAION_AESTHETIC_URL = (
     "https://github.com/christophschuhmann/improved-aesthetic-predictor/raw/main/sac%2Blogos%2Bava1-l14-linearMSE.pth"
 )
+# The LAION CLIP-based NSFW detector's ViT-L/14 head as a torch state dict (the Keras original is
+# clip_autokeras_binary_nsfw.zip; curation/models/nsfw.py maps its layers to these keys).
+LAION_NSFW_NAME = "clip_ViT-L-14_openai_binary_nsfw_head.pth"
+LAION_NSFW_URL = f"https://github.com/LAION-AI/CLIP-based-NSFW-Detector/raw/main/models/{LAION_NSFW_NAME}"
 HF_WEIGHTS_NAMES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")  # open_clip's HF file names
 TINY_CLIP_NAME = "humans1b-tiny-clip"
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -109,6 +113,16 @@ class AestheticConfig:
 
 
 @dataclass
+class NsfwConfig:
+    # LAION CLIP-based NSFW detector, fed L2-normalised CLIP ViT-L/14 embeddings as clip-retrieval does.
+    # None: random init (the tiny profile).
+    weights: str | None = f"weights/{LAION_NSFW_NAME}"  # safetensors, or a torch state dict (weights_only=True)
+    input_dim: int = 768  # CLIP ViT-L/14 embedding size
+    device: str = "auto"
+    seed: int = 0  # random init when weights is None
+
+
+@dataclass
 class ZeroShotHeadConfig:
     """A binary zero-shot score: P(positive) from two prompt ensembles, or a linear probe that replaces them."""
 
@@ -179,6 +193,7 @@ class ModelsConfig:
     pose: YoloConfig = field(default_factory=lambda: YoloConfig(weights="yolo11m-pose.pt", task="pose"))
     clip: ClipConfig = field(default_factory=ClipConfig)
     aesthetic: AestheticConfig = field(default_factory=AestheticConfig)
+    nsfw: NsfwConfig = field(default_factory=NsfwConfig)
     zero_shot: ZeroShotConfig = field(default_factory=ZeroShotConfig)
 
 
@@ -194,6 +209,7 @@ def tiny_profile(seed: int = 0) -> ModelsConfig:
         pose=YoloConfig(weights="yolo11n-pose.yaml", task="pose", seed=seed),
         clip=ClipConfig(model=TINY_CLIP_NAME, pretrained="", quick_gelu=False, arch=arch, seed=seed),
         aesthetic=AestheticConfig(weights=None, input_dim=arch.embed_dim, seed=seed),
+        nsfw=NsfwConfig(weights=None, input_dim=arch.embed_dim, seed=seed),
     )
 
 
@@ -422,6 +438,17 @@ def aesthetic_weights_problem(cfg: AestheticConfig, key: str) -> str | None:
     )
 
 
+def nsfw_weights_problem(cfg: NsfwConfig, key: str) -> str | None:
+    if cfg.weights is None or Path(cfg.weights).expanduser().is_file():
+        return None
+    path = Path(cfg.weights).expanduser().absolute()
+    return (
+        f"{key}: NSFW detector weights {path.name} not found at {path}. Download {LAION_NSFW_NAME} from "
+        f"{LAION_NSFW_URL} into {path.parent}, or set {key}=/path/to/{LAION_NSFW_NAME} "
+        "(a converted Keras model works too: see curation/models/nsfw.py)"
+    )
+
+
 def probe_problem(cfg: ZeroShotHeadConfig, key: str) -> str | None:
     if cfg.probe is None or Path(cfg.probe).expanduser().is_file():
         return None
@@ -444,6 +471,7 @@ def check_weights(
         yolo_weights_problem(models_cfg.pose, f"{prefix}.pose.weights", offline=yolo_offline),
         clip_weights_problem(models_cfg.clip, f"{prefix}.clip.pretrained", offline=hf_offline),
         aesthetic_weights_problem(models_cfg.aesthetic, f"{prefix}.aesthetic.weights"),
+        nsfw_weights_problem(models_cfg.nsfw, f"{prefix}.nsfw.weights"),
         *(
             probe_problem(getattr(models_cfg.zero_shot, head), f"{prefix}.zero_shot.{head}.probe")
             for head in ZERO_SHOT_HEADS

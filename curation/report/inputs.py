@@ -35,6 +35,7 @@ CANDIDATE_COLUMNS = [
     "text_overlay",
     "reject_reason",
 ]
+OPTIONAL_CANDIDATE_COLUMNS = ["nsfw"]  # read when present: candidates scored before the nsfw stage have none
 SELECTION_COLUMNS = ["key", "source", "member", "head_pose", "cluster_ids"]
 REJECTED_COLUMNS = ["key", "reject_reason", "dup_of"]
 
@@ -45,7 +46,7 @@ class RunInputs:
     run_config: DictConfig | None = None
     score_stats: dict | None = None
     candidate_files: list[Path] = field(default_factory=list)
-    candidates: pa.Table | None = None  # CANDIDATE_COLUMNS of every candidate row
+    candidates: pa.Table | None = None  # CANDIDATE_COLUMNS (and the optional ones present) of every candidate row
     select_stats: dict | None = None
     select_rejected: pa.Table | None = None
     selection: pa.Table | None = None
@@ -86,6 +87,11 @@ def _parquet(path: Path, columns: list[str]) -> pa.Table | None:
     return pq.read_table(path, columns=columns) if path.exists() else None
 
 
+def _candidate_part(path: Path) -> pa.Table:
+    present = set(pq.read_schema(path).names)
+    return pq.read_table(path, columns=CANDIDATE_COLUMNS + [c for c in OPTIONAL_CANDIDATE_COLUMNS if c in present])
+
+
 def load_run_inputs(run_dir: Path) -> RunInputs:
     run_dir = Path(run_dir)
     config_path = run_dir / RUN_CONFIG
@@ -100,8 +106,8 @@ def load_run_inputs(run_dir: Path) -> RunInputs:
         manifest=_json(run_dir / MANIFEST),
     )
     if inputs.candidate_files:
-        parts = [pq.read_table(p, columns=CANDIDATE_COLUMNS) for p in inputs.candidate_files]
-        inputs.candidates = pa.concat_tables(parts)
+        parts = [_candidate_part(p) for p in inputs.candidate_files]
+        inputs.candidates = pa.concat_tables(parts, promote_options="default")  # a column some parts lack: nulls
     log.info(
         "run %s: phases %s; %s candidate rows in %d files",
         run_dir,

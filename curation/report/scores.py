@@ -12,6 +12,7 @@ from curation.report.thresholds import threshold_stats
 
 SCORES = {
     "aesthetic": "LAION aesthetic score",
+    "nsfw": "NSFW: P(nsfw), LAION CLIP detector",
     "realism": "realism: P(photo)",
     "text_overlay": "text overlay: P(text / watermark / logo)",
 }
@@ -24,9 +25,12 @@ def _column_stats(inputs: RunInputs, column: str, run_config: DictConfig | None)
 
 
 def score_section(inputs: RunInputs, out_dir: Path) -> tuple[dict, dict[str, Path]]:
-    """{score: summary + threshold} and one histogram PNG per score."""
+    """{score: summary + threshold} and one histogram PNG per score the candidates have (runs scored before the
+    nsfw stage existed have no `nsfw` column)."""
     stats, plots = {}, {}
     for column, label in SCORES.items():
+        if column not in inputs.candidates.column_names:
+            continue
         stats[column], values = _column_stats(inputs, column, inputs.run_config)
         name = f"score_{column}"
         plots[name] = draw_threshold_histogram(values, stats[column], label, column, out_dir / f"{name}.png")

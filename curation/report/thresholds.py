@@ -9,6 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 from common.image_decode import DecodeConfig
 from curation.stages.aesthetic import AestheticStageConfig
 from curation.stages.detect import DetectStageConfig
+from curation.stages.nsfw import NsfwStageConfig
 from curation.stages.zero_shot import ZeroShotStageConfig
 
 
@@ -22,6 +23,7 @@ class Threshold:
 # Keyed by the column (or derived value) each one applies to.
 THRESHOLDS = {
     "aesthetic": Threshold("stages.aesthetic.threshold", AestheticStageConfig.threshold, "below"),
+    "nsfw": Threshold("stages.nsfw.threshold", NsfwStageConfig.threshold, "above"),
     "realism": Threshold("stages.zero_shot.min_realism", ZeroShotStageConfig.min_realism, "below"),
     "text_overlay": Threshold("stages.zero_shot.max_text_overlay", ZeroShotStageConfig.max_text_overlay, "above"),
     "max_person_short_side": Threshold(

@@ -14,6 +14,7 @@ from curation.stages.base import StageResources
 from curation.stages.clip_embed import ClipStageConfig
 from curation.stages.detect import DetectStageConfig
 from curation.stages.head_pose import HeadPoseStageConfig
+from curation.stages.nsfw import NsfwStageConfig
 from curation.stages.zero_shot import ZeroShotStageConfig
 
 
@@ -34,6 +35,7 @@ class StagesConfig:
     head_pose: HeadPoseStageConfig = field(default_factory=HeadPoseStageConfig)
     clip: ClipStageConfig = field(default_factory=ClipStageConfig)
     aesthetic: AestheticStageConfig = field(default_factory=AestheticStageConfig)
+    nsfw: NsfwStageConfig = field(default_factory=NsfwStageConfig)
     zero_shot: ZeroShotStageConfig = field(default_factory=ZeroShotStageConfig)
 
 

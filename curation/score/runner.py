@@ -26,6 +26,7 @@ from curation.stages.clip_embed import ClipStage, clip_embed_dim
 from curation.stages.decode import DecodeStage
 from curation.stages.detect import DetectStage
 from curation.stages.head_pose import HeadPoseStage
+from curation.stages.nsfw import NsfwStage
 from curation.stages.phash import PhashStage
 from curation.stages.pixels import IMAGE
 from curation.stages.zero_shot import ZeroShotStage
@@ -54,6 +55,7 @@ def build_stages(cfg: ScoreConfig) -> list[Stage]:
         HeadPoseStage(s.head_pose, m.pose, cfg.decode),
         ClipStage(s.clip, m.clip, cfg.decode),
         AestheticStage(s.aesthetic, m.aesthetic),
+        NsfwStage(s.nsfw, m.nsfw),
         ZeroShotStage(s.zero_shot, m.zero_shot, m.clip),
     ]
 

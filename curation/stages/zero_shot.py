@@ -1,4 +1,4 @@
-"""Stage 7: realism and text-overlay scores from CLIP prompt ensembles (or linear probes); `not_photo`,
+"""Stage 8: realism and text-overlay scores from CLIP prompt ensembles (or linear probes); `not_photo`,
 `text_overlay`. The prompts are embedded once per actor; images are not touched again."""
 
 from dataclasses import dataclass, field

@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 from common.config import ConfigError, load_config, to_object
 from curation.models.registry import (
     LAION_AESTHETIC_NAME,
+    LAION_NSFW_NAME,
     ClipConfig,
     ModelsConfig,
     YoloConfig,
@@ -60,6 +61,7 @@ def test_production_profile_is_the_documented_model_set():
     assert (cfg.pose.weights, cfg.pose.task) == ("yolo11m-pose.pt", "pose")
     assert (cfg.clip.model, cfg.clip.pretrained, cfg.clip.arch) == ("ViT-L-14", "openai", None)
     assert cfg.aesthetic.weights == f"weights/{LAION_AESTHETIC_NAME}" and cfg.aesthetic.input_dim == 768
+    assert cfg.nsfw.weights == f"weights/{LAION_NSFW_NAME}" and cfg.nsfw.input_dim == 768
     assert cfg.zero_shot.realism.positive and cfg.zero_shot.text_overlay.negative
     with pytest.raises(ValueError, match="unknown model profile 'huge'; known: production, tiny"):
         models_profile("huge")
@@ -70,7 +72,8 @@ def test_tiny_profile_is_the_same_families_with_random_weights():
     assert (cfg.detector.weights, cfg.pose.weights) == ("yolo11n.yaml", "yolo11n-pose.yaml")
     assert cfg.clip.pretrained == "" and cfg.clip.arch is not None
     assert cfg.aesthetic.weights is None and cfg.aesthetic.input_dim == cfg.clip.arch.embed_dim
-    assert {cfg.detector.seed, cfg.pose.seed, cfg.clip.seed, cfg.aesthetic.seed} == {3}
+    assert cfg.nsfw.weights is None and cfg.nsfw.input_dim == cfg.clip.arch.embed_dim
+    assert {cfg.detector.seed, cfg.pose.seed, cfg.clip.seed, cfg.aesthetic.seed, cfg.nsfw.seed} == {3}
 
 
 def test_model_configs_work_as_strict_structured_configs(tmp_path):
@@ -89,8 +92,8 @@ def test_model_configs_work_as_strict_structured_configs(tmp_path):
 
 def test_check_weights_lists_every_missing_file_with_its_config_key(caches, no_network):
     problems = check_weights(ModelsConfig(), offline=True)
-    assert len(problems) == 4
-    detector, pose, clip, aesthetic = problems
+    assert len(problems) == 5
+    detector, pose, clip, aesthetic, nsfw = problems
     assert detector.startswith("models.detector.weights: yolo11m.pt ") and str(caches["weights"]) in detector
     assert "models.detector.weights=/path/to/yolo11m.pt" in detector
     assert pose.startswith("models.pose.weights: yolo11m-pose.pt ") and str(caches["weights"]) in pose
@@ -98,6 +101,8 @@ def test_check_weights_lists_every_missing_file_with_its_config_key(caches, no_n
     assert str(caches["hub"]) in clip and "models.clip.pretrained=" in clip
     assert aesthetic.startswith("models.aesthetic.weights: ") and LAION_AESTHETIC_NAME in aesthetic
     assert str(caches["cwd"] / "weights") in aesthetic  # where to put it: the configured relative path, resolved
+    assert nsfw.startswith("models.nsfw.weights: ") and LAION_NSFW_NAME in nsfw
+    assert str(caches["cwd"] / "weights") in nsfw and f"models.nsfw.weights=/path/to/{LAION_NSFW_NAME}" in nsfw
 
 
 def test_check_weights_accepts_files_already_in_the_library_caches(caches, no_network):
@@ -106,6 +111,7 @@ def test_check_weights_accepts_files_already_in_the_library_caches(caches, no_ne
     _cache_hf_file(caches["hub"], VITL14_REPO, "open_clip_model.safetensors")
     (caches["cwd"] / "weights").mkdir()
     (caches["cwd"] / "weights" / LAION_AESTHETIC_NAME).write_bytes(b"x")
+    (caches["cwd"] / "weights" / LAION_NSFW_NAME).write_bytes(b"x")
     assert check_weights(ModelsConfig(), offline=True) == []
     assert check_weights(OmegaConf.structured(ModelsConfig()), offline=True) == []  # a DictConfig works too
 
@@ -120,11 +126,12 @@ def test_check_weights_finds_the_users_own_ultralytics_weights_dir_and_the_bin_c
     assert yolo_weight_dirs() == [caches["weights"], own]
     _cache_hf_file(caches["hub"], VITL14_REPO, "open_clip_pytorch_model.bin")
     keys = [p.split(":")[0] for p in check_weights(ModelsConfig(), offline=True)]
-    assert keys == ["models.pose.weights", "models.aesthetic.weights"]
+    assert keys == ["models.pose.weights", "models.aesthetic.weights", "models.nsfw.weights"]
 
 
 def test_check_weights_online_leaves_library_names_to_the_library(caches, no_network, tmp_path):
-    assert [p.split(":")[0] for p in check_weights(ModelsConfig(), offline=False)] == ["models.aesthetic.weights"]
+    online = [p.split(":")[0] for p in check_weights(ModelsConfig(), offline=False)]
+    assert online == ["models.aesthetic.weights", "models.nsfw.weights"]
     cfg = replace(ModelsConfig(), detector=YoloConfig(weights=str(tmp_path / "mine" / "det.pt")))
     problems = check_weights(
         replace(cfg, clip=ClipConfig(pretrained=str(tmp_path / "clip.safetensors"))), offline=False
@@ -137,11 +144,11 @@ def test_check_weights_follows_the_libraries_offline_switches(caches, no_network
     monkeypatch.setenv("YOLO_OFFLINE", "0")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     keys = [p.split(":")[0] for p in check_weights(ModelsConfig())]
-    assert keys == ["models.clip.pretrained", "models.aesthetic.weights"]
+    assert keys == ["models.clip.pretrained", "models.aesthetic.weights", "models.nsfw.weights"]
     monkeypatch.setenv("YOLO_OFFLINE", "true")
     monkeypatch.delenv("HF_HUB_OFFLINE")
     keys = [p.split(":")[0] for p in check_weights(ModelsConfig())]
-    assert keys == ["models.detector.weights", "models.pose.weights", "models.aesthetic.weights"]
+    assert keys == ["models.detector.weights", "models.pose.weights", "models.aesthetic.weights", "models.nsfw.weights"]
 
 
 def test_check_weights_on_probes_unknown_tags_and_the_tiny_profile(caches, no_network, tmp_path):
@@ -172,6 +179,7 @@ def test_tiny_profile_builds_every_model_offline(no_network):
 
     from curation.models.aesthetic import load_aesthetic
     from curation.models.clip import load_clip
+    from curation.models.nsfw import load_nsfw
     from curation.models.yolo import PersonDetector, PoseEstimator
     from curation.models.zero_shot import ZeroShotScorer
 
@@ -182,9 +190,11 @@ def test_tiny_profile_builds_every_model_offline(no_network):
     clip = load_clip(cfg.clip)
     embeddings = clip.encode_images(images)
     aesthetic = load_aesthetic(cfg.aesthetic).score(embeddings)
+    nsfw = load_nsfw(cfg.nsfw).score(embeddings)
     zero_shot = ZeroShotScorer.from_config(cfg.zero_shot, clip.encode_texts).score(embeddings)
     assert len(detections) == len(poses) == 2
     assert embeddings.shape == (2, cfg.clip.arch.embed_dim) and embeddings.dtype == np.float32
     assert aesthetic.shape == (2,) and aesthetic.dtype == np.float32
+    assert nsfw.shape == (2,) and nsfw.dtype == np.float32 and ((nsfw >= 0) & (nsfw <= 1)).all()
     assert set(zero_shot) == {"realism", "text_overlay"}
     assert all(v.shape == (2,) and ((v >= 0) & (v <= 1)).all() for v in zero_shot.values())

@@ -29,10 +29,11 @@ SCORE_STAGES = [
     ("head_pose", []),
     ("clip", []),
     ("aesthetic", ["low_aesthetic"]),
+    ("nsfw", ["nsfw"]),
     ("zero_shot", ["not_photo", "text_overlay"]),
 ]
 CLUSTER_LEVELS = 3
-BASE_PLOTS = ["funnel", "rejections", "score_aesthetic", "score_realism", "score_text_overlay"]
+BASE_PLOTS = ["funnel", "rejections", "score_aesthetic", "score_nsfw", "score_realism", "score_text_overlay"]
 BASE_PLOTS += ["person_short_side", "resolution", "head_pose"]
 SELECT_PLOTS = ["duplicates", "dup_pairs_dup_phash", "dup_pairs_dup_embedding", "cluster_sizes"]
 CONFIG = ReportConfig(top_clusters=3, thumbs_per_cluster=4, thumb_size=32, dup_examples=2)
@@ -69,6 +70,7 @@ def candidate_rows(corpus, rng) -> list[dict]:
                 "aesthetic": aesthetic if decoded and reason is None else None,
                 "realism": float(rng.uniform(0, 1)) if decoded and reason is None else None,
                 "text_overlay": float(rng.uniform(0, 1)) if decoded and reason is None else None,
+                "nsfw": (i * 37 % 100) / 100 if decoded and reason is None else None,  # own stream: rng untouched
                 "would_reject": ["low_aesthetic"] if decoded and reason is None and aesthetic < 4.5 else [],
                 "reject_reason": reason,
             }
@@ -291,6 +293,38 @@ def test_score_only_run_marks_select_and_write_not_run(tmp_path, corpus):
     assert_self_contained(html)
     for section in ("select steps", "write steps", "Duplicates", "Cluster sizes", "Cluster thumbnails", "Shards"):
         assert f"{section}: not run yet" in html
+
+
+def test_nsfw_histogram_with_its_threshold_and_runs_scored_before_it(tmp_path, corpus):
+    run = tmp_path / "run"
+    rows = candidate_rows(corpus, np.random.default_rng(1))
+    write_score(run, rows)
+    OmegaConf.save(OmegaConf.create({"stages": {"nsfw": {"threshold": 0.7}}}), run / "config.yaml")
+    values = [r["nsfw"] for r in rows if r["nsfw"] is not None]
+    result = build_report(run, config=CONFIG)
+    stats = json.loads(result.stats.read_text())
+    nsfw = stats["scores"]["nsfw"]
+    assert (nsfw["count"], nsfw["threshold"], nsfw["threshold_source"], nsfw["rejects"]) == (
+        len(values),
+        0.7,
+        "config",
+        "above",
+    )
+    assert nsfw["on_rejecting_side"] == sum(v > 0.7 for v in values) > 0  # float32 0.7 vs the float32 values
+    html = result.html.read_text()
+    assert f'<tr><td>nsfw</td><td data-stat="scores.nsfw.count">{len(values)}<' in html  # the Scores table row
+    assert 'data-stat="scores.nsfw.threshold">0.7<' in html and "score_nsfw.png: Scores" in html  # and its histogram
+    assert (run / "report" / "score_nsfw.png") in result.plots
+
+    # Candidates written before the nsfw stage existed: no column, no histogram, the rest as before.
+    for path in (run / "candidates").glob("*.parquet"):
+        pq.write_table(pq.read_table(path).drop_columns(["nsfw"]), path)
+    result = build_report(run, config=CONFIG)
+    stats = json.loads(result.stats.read_text())
+    assert "nsfw" not in stats["scores"] and "score_nsfw" not in stats["plots"]
+    assert list(stats["plots"]) == [p for p in BASE_PLOTS if p != "score_nsfw"]
+    html = result.html.read_text()
+    assert "scores.nsfw" not in html and "score_nsfw" not in html
 
 
 def test_empty_candidates_and_zero_kept_rows_render(tmp_path):

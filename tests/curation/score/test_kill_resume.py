@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 from curation.sample_corpus import SampleCorpusConfig, build_sample_corpus
 
 REPO = Path(__file__).resolve().parents[3]
-STAGES = ("decode", "phash", "detect", "head_pose", "clip", "aesthetic", "zero_shot")
+STAGES = ("decode", "phash", "detect", "head_pose", "clip", "aesthetic", "nsfw", "zero_shot")
 
 
 def score_command(images: Path, out: Path) -> list[str]:

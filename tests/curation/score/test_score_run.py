@@ -7,6 +7,7 @@ import pytest
 
 from common.config import ConfigError
 from curation.config import load_curate_config
+from curation.models.registry import LAION_NSFW_NAME
 from curation.sample_corpus import SampleCorpusConfig, build_sample_corpus
 from curation.score import runner
 from curation.score.runner import run_score
@@ -46,6 +47,10 @@ def test_folder_run_accounts_for_every_file_and_resumes(ray_local, corpus, tmp_p
     assert len(rows) == len({r["key"] for r in rows}) == len(entries)
     kept = [r for r in rows if r["reject_reason"] is None]
     assert all(r["phash"] is not None and r["width"] >= 384 for r in kept)
+    stages = list(stats["stages"])
+    assert stages.index("nsfw") == stages.index("aesthetic") + 1  # scored on the CLIP embedding, after aesthetic
+    # demo.yaml audits nsfw: every kept row has P(nsfw), recorded as would-reject exactly when it is over 0.5.
+    assert all(0 <= r["nsfw"] <= 1 and ("nsfw" in (r["would_reject"] or [])) == (r["nsfw"] > 0.5) for r in kept)
     assert (out / "config.yaml").exists()
 
     # A finished job re-run does nothing.
@@ -95,7 +100,9 @@ def test_missing_weights_fail_before_ray_starts(corpus, tmp_path, monkeypatch):
     with pytest.raises(ConfigError) as err:
         run_score(cfg)
     message = str(err.value)
-    for key in ("models.detector.weights", "models.pose.weights", "models.clip.pretrained", "models.aesthetic.weights"):
+    keys = ["models.detector.weights", "models.pose.weights", "models.clip.pretrained", "models.aesthetic.weights"]
+    for key in [*keys, "models.nsfw.weights"]:
         assert key in message
     assert "yolo11m.pt" in message and "yolo11m-pose.pt" in message and f"{tmp_path}/a.pth" in message
+    assert str(tmp_path / "weights" / LAION_NSFW_NAME) in message  # the production default, resolved from cwd
     assert not (tmp_path / "out" / "candidates").exists()
