@@ -8,6 +8,8 @@ from common.config import ConfigError, add_config_arguments, to_object
 from common.ray_bootstrap import ray_session
 from curation.config import CurateConfig, load_curate_config, output_hash
 from curation.curate import run_curate
+from curation.download import load_download_config, run_download
+from curation.download.runner import summary_line as download_summary
 from curation.report import build_report
 from curation.score.runner import run_score
 from curation.select.runner import run_select
@@ -16,11 +18,17 @@ from curation.write.runner import run_write
 NAME = "curate"
 HELP = "curate raw images into shards: score, select, write and report (or one PHASE of them)"
 PHASES = ("score", "select", "write", "report")
+DOWNLOAD = "download"  # runs before the four, from URL lists, with its own config file (DownloadConfig)
 EPILOG = """phases (default: all four, in order):
   score   decode, validate, hash and score every input image into candidates/*.parquet
   select  phash dedup, embedding dedup, hierarchical k-means and balanced sampling into selection.parquet
   write   the selected images as WebDataset shards under shards/, plus manifest.json
   report  report/index.html, stats.json and plots (also: humans1b stats DIR)
+
+download (never part of the default run; its own config, e.g. configs/curation/download.yaml):
+  download  URL lists (parquet/CSV/JSONL) into img2dataset shards: 00000.tar + .parquet + _stats.json,
+            the input of score: humans1b curate download --config configs/curation/download.yaml \
+                input=[urls.parquet] output=/data/raw
 
 example: humans1b curate --config configs/curation/production.yaml input=[/data/raw] output=/data/curated"""
 
@@ -34,15 +42,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _phase_and_overrides(args: argparse.Namespace) -> tuple[str | None, list[str]]:
     words = list(args.overrides)
-    phase = words.pop(0) if words and words[0] in PHASES else None
+    phase = words.pop(0) if words and words[0] in (*PHASES, DOWNLOAD) else None
     if any("=" not in w for w in words):
         bad = next(w for w in words if "=" not in w)
-        raise ConfigError(f"{bad!r} is neither a phase ({', '.join(PHASES)}) nor a KEY=VALUE override")
+        raise ConfigError(
+            f"{bad!r} is neither a phase ({', '.join(PHASES)}) nor a KEY=VALUE override "
+            f"(`{DOWNLOAD}` downloads URL lists into shards first)"
+        )
     return phase, words + ([f"address={args.address}"] if args.address else [])
 
 
 def run(args: argparse.Namespace) -> int:
     phase, overrides = _phase_and_overrides(args)
+    if phase == DOWNLOAD:
+        print(download_summary(run_download(load_download_config(args.config, overrides))))
+        return 0
     cfg_node = load_curate_config(args.config, overrides)
     cfg: CurateConfig = to_object(cfg_node)
     out = Path(cfg.output)

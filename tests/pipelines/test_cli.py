@@ -4,11 +4,16 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from common.config import load_config, to_object
+from common.models import SIZES
 from curation.config import load_curate_config
+from curation.download.config import DownloadConfig
 from pipelines.cli import COMMANDS
 from pipelines.demo import DemoConfig
+from posttrain.config import TASKS, PosttrainConfig
+from posttrain.tasks import build_task
 from pretrain.config import PretrainConfig
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,13 +47,17 @@ def test_unknown_override_fails_naming_the_key():
 @pytest.mark.parametrize(
     ("path", "schema"),
     [("configs/demo.yaml", DemoConfig)]
-    + [(str(p), PretrainConfig) for p in sorted(REPO.glob("configs/pretrain/*.yaml"))],
+    + [(str(p), PretrainConfig) for p in sorted(REPO.glob("configs/pretrain/*.yaml"))]
+    + [("configs/curation/download.yaml", DownloadConfig)],
 )
 def test_shipped_configs_load(path, schema):
     to_object(load_config(schema, config_path=REPO / path, overrides=["output=x"]))
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "configs" / "curation").glob("*.yaml")), ids=lambda p: p.name)
+CURATE_CONFIGS = [p for p in sorted((REPO / "configs" / "curation").glob("*.yaml")) if p.name != "download.yaml"]
+
+
+@pytest.mark.parametrize("path", CURATE_CONFIGS, ids=lambda p: p.name)
 def test_shipped_score_configs_load(path):
     cfg = load_curate_config(path, ["input=[x]", "output=y"])
     assert cfg.profile in ("tiny", "production")
@@ -73,3 +82,12 @@ def test_a_value_its_config_refuses_is_a_usage_error(tmp_path):
     proc = run_cli("curate", "select", "--config", config, f"output={tmp_path}", "select.sampling.fraction=2")
     assert proc.returncode == 2
     assert "fraction must be in [0, 1], got 2.0" in proc.stderr
+
+
+@pytest.mark.parametrize("path", sorted(REPO.glob("configs/posttrain/*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("task", TASKS)
+def test_shipped_posttrain_configs_build_every_task_head(path, task):
+    cfg = to_object(load_config(PosttrainConfig, config_path=path, overrides=[f"task={task}", "output=x"]))
+    with torch.device("meta"):  # the 0.4b heads at full width, without allocating them
+        head = build_task(cfg).build_head(SIZES[cfg.backbone.name].dim)
+    assert sum(p.numel() for p in head.parameters()) > 0

@@ -1,0 +1,53 @@
+"""Typed config of the download phase (configs/curation/download.yaml fills it; any key is overridable)."""
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from omegaconf import MISSING, DictConfig
+
+from common.config import load_config
+
+# img2dataset's default opt-out directives: X-Robots-Tag values that forbid using an image for training.
+DISALLOWED_DIRECTIVES = ["noai", "noimageai", "noindex", "noimageindex"]
+
+
+@dataclass
+class DownloadConfig:
+    input: list[str] = field(default_factory=list)  # parquet / CSV / JSONL files or folders of them
+    output: str = MISSING  # %05d.tar + %05d.parquet + %05d_stats.json go here
+    input_format: str | None = None  # parquet | csv | jsonl; None: from each file's extension
+    url_col: str = "url"  # img2dataset names: the input column holding the URL ...
+    caption_col: str | None = "caption"  # ... and the caption (None or absent column: no captions)
+    save_additional_columns: list[str] = field(default_factory=list)  # input columns copied to parquet and json
+    number_sample_per_shard: int = 10000  # URLs per output shard: the unit of work and of resume
+    thread_count: int = 32  # concurrent downloads inside one shard task
+    timeout: float = 10.0  # seconds, for connecting and between received bytes
+    retries: int = 2  # extra attempts after a timeout, a connection error, HTTP 429 or 5xx
+    backoff: float = 0.5  # seconds before the first retry, doubled for each next one
+    per_host_concurrency: int = 4  # open requests to one host from one shard task
+    max_bytes: int = 32 * 1024 * 1024  # larger responses are cut off and reported too_large
+    max_redirects: int = 5
+    allow_loopback: bool = False  # tests only: lets 127.0.0.0/8 and ::1 through the address guard
+    user_agent: str = "humans1b-downloader/0.1 (+https://github.com/humans1b)"
+    user_agent_token: str = "humans1b"  # X-Robots-Tag "humans1b: noai" applies to us, "otherbot: noai" does not
+    disallowed_header_directives: list[str] = field(default_factory=lambda: list(DISALLOWED_DIRECTIVES))
+    address: str | None = None  # a running Ray cluster; None starts a private local one on 127.0.0.1
+    num_cpus: int | None = None  # local Ray only
+    task_num_cpus: float = 0.5  # CPUs a shard task reserves: downloading is I/O bound
+
+    def __post_init__(self) -> None:
+        if self.input_format not in (None, "parquet", "csv", "jsonl"):
+            raise ValueError(f"input_format must be parquet, csv or jsonl (or null), got {self.input_format!r}")
+        for name in ("number_sample_per_shard", "thread_count", "per_host_concurrency", "max_bytes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("retries", "max_redirects"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.timeout <= 0 or self.backoff < 0:
+            raise ValueError(f"timeout must be > 0 and backoff >= 0, got {self.timeout} and {self.backoff}")
+
+
+def load_download_config(config_path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> DictConfig:
+    return load_config(DownloadConfig, config_path=config_path, overrides=overrides)
