@@ -24,4 +24,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"demo: shards in {result.curated_dir / 'shards'}; open the report: {c.report.html}")
     print(loss_line(result.pretrain))
     print(f"demo: checkpoints and metrics.jsonl in {result.pretrain_dir}")
+    for task, files in result.predictions.items():
+        print(f"demo: posttrain {task} predict (untrained head): {len(files)} files in {files[0].parent}")
     return 0

@@ -72,3 +72,8 @@ def test_demo_end_to_end_accounts_for_every_image(tmp_path, monkeypatch):
     assert sum(losses[-8:]) / 8 < sum(losses[:8]) / 8
     assert (result.pretrain_dir / "checkpoints" / "latest").exists()
     assert len((result.pretrain_dir / "metrics.jsonl").read_text().splitlines()) == 40
+
+    # Post-training predict: each task wrote its raw output and a picture per photo, at the photo's size.
+    for task, files in result.predictions.items():
+        assert len(files) == 2 * 3 and all(f.stat().st_size > 0 for f in files), task
+        assert sum(f.suffix == ".png" for f in files) >= 3, task
