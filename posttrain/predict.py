@@ -11,7 +11,7 @@ import torch
 from tqdm import tqdm
 
 from posttrain.data.affine import fit_center_scale, warp_image, warp_matrix
-from posttrain.data.augment import image_to_tensor, list_images, read_rgb
+from posttrain.data.image_io import image_to_tensor, list_images, read_rgb
 from posttrain.tasks.base import Task
 
 log = logging.getLogger(__name__)

@@ -7,16 +7,10 @@ from posttrain.data.affine import (
     invert_affine,
     warp_matrix,
 )
-from posttrain.data.augment import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    Augment,
-    AugmentConfig,
-    augment_generator,
-    sample_augment,
-)
+from posttrain.data.augment import Augment, AugmentConfig, augment_generator, sample_augment
 from posttrain.data.coco_keypoints import CocoKeypointDataset, crop_to_image
 from posttrain.data.dense_folder import DenseFolder
+from posttrain.data.image_io import IMAGENET_MEAN, IMAGENET_STD
 from posttrain.data.segmentation_folder import SegmentationFolder
 
 __all__ = [

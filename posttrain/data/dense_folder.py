@@ -31,14 +31,10 @@ from posttrain.data.augment import (
     AugmentConfig,
     augment_generator,
     augmented_region,
-    image_to_tensor,
-    list_images,
-    missing_error,
-    read_label_png,
-    read_rgb,
     rotate_vectors,
     sample_augment,
 )
+from posttrain.data.image_io import image_to_tensor, list_images, missing_error, read_label_png, read_rgb
 
 log = logging.getLogger(__name__)
 

@@ -22,13 +22,9 @@ from posttrain.data.augment import (
     augment_generator,
     augmented_region,
     check_flip_index,
-    image_to_tensor,
-    list_images,
-    missing_error,
-    read_label_png,
-    read_rgb,
     sample_augment,
 )
+from posttrain.data.image_io import image_to_tensor, list_images, missing_error, read_label_png, read_rgb
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,9 @@ import torch
 from PIL import Image
 
 from posttrain.data.affine import apply_affine_points, warp_matrix
-from posttrain.data.augment import IMAGENET_MEAN, IMAGENET_STD, AugmentConfig, augment_generator, sample_augment
+from posttrain.data.augment import AugmentConfig, augment_generator, sample_augment
 from posttrain.data.coco_keypoints import CocoKeypointDataset, crop_to_image
+from posttrain.data.image_io import IMAGENET_MEAN, IMAGENET_STD
 
 ZIDANE = Path(importlib.util.find_spec("ultralytics").submodule_search_locations[0]) / "assets" / "zidane.jpg"
 FLIP_INDEX = [0, 2, 1, 4, 3]  # nose, left/right shoulder, left/right hip

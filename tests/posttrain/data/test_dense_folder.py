@@ -6,8 +6,9 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from posttrain.data.augment import IMAGENET_MEAN, IMAGENET_STD, AugmentConfig
+from posttrain.data.augment import AugmentConfig
 from posttrain.data.dense_folder import DenseFolder, exr_supported
+from posttrain.data.image_io import IMAGENET_MEAN, IMAGENET_STD
 
 W, H = 80, 60
 ONLY_FLIP = AugmentConfig(flip_p=1.0, scale_range=(1.0, 1.0), rotate_p=0.0, shift_p=0.0)

@@ -7,7 +7,8 @@ from PIL import Image
 from skimage import data
 
 from posttrain.data.affine import apply_affine_points, invert_affine
-from posttrain.data.augment import IMAGENET_MEAN, IMAGENET_STD, AugmentConfig, augment_generator, sample_augment
+from posttrain.data.augment import AugmentConfig, augment_generator, sample_augment
+from posttrain.data.image_io import IMAGENET_MEAN, IMAGENET_STD
 from posttrain.data.segmentation_folder import SegmentationFolder
 
 CLASS_FLIP = [0, 2, 1, 3]  # background, left arm, right arm, torso
