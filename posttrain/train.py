@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from common.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from common.training.checkpoint import resume_latest, save_checkpoint
 from common.training.distributed import DistInfo, init_distributed, mean_across_ranks, pick_device
 from common.training.guarded_step import NonFiniteStreak, guarded_step
 from common.training.lr_schedules import linear_lr_at
@@ -52,13 +52,7 @@ def train(
         collate=task.collate,
     )
     torch.manual_seed(cfg.seed + info.rank)
-    start, skipped = 0, 0
-    checkpoint = latest_checkpoint(out) if resume else None
-    if checkpoint is not None:
-        state = load_checkpoint(checkpoint, model, optimizer, info)
-        start, skipped = state["step"], state.get("skipped_nonfinite", 0)
-        batches.load_state_dict(state["rank_state"]["batches"])
-        log.info("resumed from %s at step %d", checkpoint, start)
+    start, skipped = resume_latest(out, model, optimizer, batches, info) if resume else (0, 0)
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
     metrics, streak = [], NonFiniteStreak(skipped)
@@ -93,5 +87,5 @@ def train(
             bar.set_postfix(loss=f"{row['loss']:.4f}")
             if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == end:
                 extra = {"skipped_nonfinite": streak.skipped, "task": cfg.task, "config": asdict(cfg)}
-                save_checkpoint(out, step + 1, model, optimizer, extra, {"batches": batches.state_dict()}, info)
+                save_checkpoint(out, step + 1, model, optimizer, extra, {"data": batches.state_dict()}, info)
     return PosttrainRun(end, metrics, streak.skipped)

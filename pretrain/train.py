@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import torch
 from tqdm import tqdm
 
-from common.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from common.training.checkpoint import resume_latest, save_checkpoint
 from common.training.distributed import (
     DistInfo,
     DistributedConfig,
@@ -132,15 +132,7 @@ def train(
     model = wrap_model(core, cfg.distributed.strategy, core.shard_units(), device)
     optimizer = build_optimizer(model, cfg.optim)
     torch.manual_seed(cfg.seed + info.rank)  # then a stream per rank (drop path)
-    start, skipped = 0, 0
-    checkpoint = latest_checkpoint(out) if resume else None
-    if checkpoint is not None:
-        state = load_checkpoint(checkpoint, model, optimizer, info)
-        start, skipped = state["step"], state.get("skipped_nonfinite", 0)
-        batches.load_state_dict(state["rank_state"]["loader"])
-        log.info("resumed from %s at step %d", checkpoint, start)
-    elif resume:
-        log.info("no checkpoint in %s: starting from step 0", out)
+    start, skipped = resume_latest(out, model, optimizer, batches, info) if resume else (0, 0)
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
     metrics, streak = [], NonFiniteStreak(skipped)
@@ -164,7 +156,7 @@ def train(
             bar.set_postfix(loss=f"{row['loss']:.4f}")
             if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == end:
                 extra = {"skipped_nonfinite": streak.skipped, "config": asdict(cfg)}
-                save_checkpoint(out, step + 1, model, optimizer, extra, {"loader": batches.state_dict()}, info)
+                save_checkpoint(out, step + 1, model, optimizer, extra, {"data": batches.state_dict()}, info)
     return TrainRun(end, metrics, streak.skipped)
 
 

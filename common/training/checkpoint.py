@@ -10,6 +10,7 @@ run resumed with the same world size continues exactly; each rank restores its o
 """
 
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -29,6 +30,8 @@ from torch.distributed.checkpoint.state_dict import (
 from common.models.checkpoint import check_state
 from common.training.distributed import DistInfo, barrier, gather_objects
 
+log = logging.getLogger(__name__)
+
 CHECKPOINTS = "checkpoints"
 LATEST = "latest"
 WEIGHTS = "model.safetensors"
@@ -46,7 +49,8 @@ def save_checkpoint(
     rank_state: dict,
     info: DistInfo,
 ) -> Path:
-    """extra: JSON-able run state (counters, config); rank_state: this rank's JSON-able state (loader position).
+    """extra: JSON-able run state (counters, config); rank_state: this rank's JSON-able state ({"data": the batch
+    source's position} for `resume_latest`).
     Returns the checkpoint directory (written by rank 0; every rank returns after it is complete)."""
     model_state = get_model_state_dict(model, options=_FULL)
     optim_state = get_optimizer_state_dict(model, optimizer, options=_FULL)
@@ -96,6 +100,22 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
     _set_rng_state(saved["rng"][info.rank])
     state["rank_state"] = state["ranks"][info.rank]
     return state
+
+
+def resume_latest(
+    out: Path, model: nn.Module, optimizer: torch.optim.Optimizer, data: Any, info: DistInfo
+) -> tuple[int, int]:
+    """Restore the latest checkpoint in `out` into model, optimizer, RNG and `data` (a batch source with
+    `load_state_dict`, saved as this rank's "data" by `save_checkpoint`); returns (step, skipped non-finite steps),
+    (0, 0) when `out` holds none."""
+    checkpoint = latest_checkpoint(out)
+    if checkpoint is None:
+        log.info("no checkpoint in %s: starting from step 0", out)
+        return 0, 0
+    state = load_checkpoint(checkpoint, model, optimizer, info)
+    data.load_state_dict(state["rank_state"]["data"])
+    log.info("resumed from %s at step %d", checkpoint, state["step"])
+    return state["step"], state.get("skipped_nonfinite", 0)
 
 
 def _rng_state() -> dict[str, torch.Tensor]:

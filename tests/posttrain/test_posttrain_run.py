@@ -137,4 +137,4 @@ def test_two_processes_train_under_torchrun(task_data, tmp_path, free_port):
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("posttrain seg: step 3;") == 1
     state = json.loads((latest_checkpoint(tmp_path) / "state.json").read_text())
-    assert state["world_size"] == 2 and [r["batches"]["position"] for r in state["ranks"]] == [1, 1]
+    assert state["world_size"] == 2 and [r["data"]["position"] for r in state["ranks"]] == [1, 1]

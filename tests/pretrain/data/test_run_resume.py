@@ -36,6 +36,6 @@ def test_a_resumed_run_on_shards_equals_an_uninterrupted_one(shard_set, tmp_path
     state = json.loads((latest_checkpoint(split) / "state.json").read_text())
     assert (
         state["step"] == 6
-        and state["ranks"][0]["loader"]["skipped"]
-        == json.loads((latest_checkpoint(whole) / "state.json").read_text())["ranks"][0]["loader"]["skipped"]
+        and state["ranks"][0]["data"]["skipped"]
+        == json.loads((latest_checkpoint(whole) / "state.json").read_text())["ranks"][0]["data"]["skipped"]
     )

@@ -55,7 +55,7 @@ def test_ddp_on_two_processes_equals_one_process_on_the_whole_batch(single, tmp_
     run(tmp_path, "--strategy", "ddp", processes=2, port=free_port)
     assert_same_run(single, tmp_path)
     state = json.loads((latest_checkpoint(tmp_path) / "state.json").read_text())
-    assert state["world_size"] == 2 and [r["loader"]["position"] for r in state["ranks"]] == [STEPS, STEPS]
+    assert state["world_size"] == 2 and [r["data"]["position"] for r in state["ranks"]] == [STEPS, STEPS]
 
 
 def test_fsdp_on_two_processes_stops_resumes_and_equals_one_process(single, tmp_path, free_port):

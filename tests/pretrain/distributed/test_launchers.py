@@ -49,4 +49,4 @@ def test_torchrun_and_ray_train_make_the_same_run(shard_set, tmp_path, ray_local
     state = json.loads((latest_checkpoint(by_ray) / "state.json").read_text())
     assert state["world_size"] == 2 and len(state["ranks"]) == 2
     # Each rank streamed its own shards: together they saw 3 steps x 2 ranks x 2 samples, none twice.
-    assert sum(r["loader"]["samples"] for r in state["ranks"]) == 12
+    assert sum(r["data"]["samples"] for r in state["ranks"]) == 12
