@@ -2,8 +2,9 @@
 
 Layout: `<root>/images/<stem>.<jpg|png|...>`, `<root>/<target>/<stem>.npy|.npz|.exr` ([H, W, 3] floats; in an npz the
 key `arr_0` or the target's name) and optionally `<root>/masks/<stem>.png` (non-zero = valid). A pixel is valid when
-its target is finite and, if a mask exists, the mask is non-zero. EXR targets need an OpenCV build with OpenEXR and
-OPENCV_IO_ENABLE_OPENEXR=1 set before cv2 is imported; otherwise their samples are skipped, counted and logged.
+its target is finite and, if a mask exists, the mask is non-zero. EXR targets need the OpenEXR package (the `exr`
+extra) or an OpenCV built with OpenEXR and OPENCV_IO_ENABLE_OPENEXR=1 set before cv2 is imported; otherwise their
+samples are skipped, counted and logged.
 
 Augmentation. The image is letterboxed into the input size with the augment's shift, scale and rotation in one
 warp (bilinear for the image, nearest for target and validity so values are never blended across depth edges),
@@ -13,6 +14,7 @@ and points by the same angle, a flip negates their x; scale and shift only chang
 normals and points as they are; albedo is unchanged by all of them.
 """
 
+import importlib.util
 import logging
 import os
 import zipfile
@@ -45,7 +47,10 @@ _VECTOR_TARGETS = frozenset({"normal", "pointmap"})  # those whose components fo
 
 
 def exr_supported() -> bool:
-    """Whether cv2 can read EXR here: built with OpenEXR and enabled through the environment."""
+    """Whether EXR targets can be read here: the OpenEXR package (pip install OpenEXR, the `exr` extra), or an
+    OpenCV built with OpenEXR and enabled through the environment."""
+    if importlib.util.find_spec("OpenEXR") is not None:
+        return True
     built = any(
         line.strip().startswith("OpenEXR:") and "NO" not in line for line in cv2.getBuildInformation().splitlines()
     )
@@ -143,7 +148,9 @@ class DenseFolder(Dataset):
 def read_target(path: Path, image_hw: tuple[int, int], name: str) -> np.ndarray:
     """A [H, W, 3] float32 target; its shape and dtype are checked on the header, before the data is read."""
     expected = (*image_hw, 3)
-    if path.suffix == ".exr":
+    if path.suffix == ".exr" and importlib.util.find_spec("OpenEXR") is not None:
+        array = _read_exr(path, expected)
+    elif path.suffix == ".exr":
         bgr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if bgr is None or bgr.ndim != 3 or bgr.shape[2] < 3:
             raise ValueError(f"{path}: OpenCV could not read a 3-channel EXR; convert the target to .npy")
@@ -162,6 +169,23 @@ def read_target(path: Path, image_hw: tuple[int, int], name: str) -> np.ndarray:
     if array.shape != expected:
         raise ValueError(f"{path}: target is {array.shape}, expected {expected} to match its image")
     return np.array(array, dtype=np.float32)
+
+
+def _read_exr(path: Path, expected: tuple[int, ...]) -> np.ndarray:
+    """R, G, B (x, y, z) of an EXR through the OpenEXR package; the size is checked on the header first."""
+    import OpenEXR
+
+    with OpenEXR.File(str(path), header_only=True) as f:
+        low, high = f.header()["dataWindow"]
+    if (int(high[1] - low[1] + 1), int(high[0] - low[0] + 1), 3) != expected:
+        raise ValueError(f"{path}: EXR data window {low}..{high} does not match its image {expected[:2]} (H, W)")
+    with OpenEXR.File(str(path)) as f:  # the channels are released when the file closes: copy them out inside
+        channels = f.channels()
+        if "RGB" in channels:
+            return np.array(channels["RGB"].pixels)
+        if not {"R", "G", "B"} <= channels.keys():
+            raise ValueError(f"{path}: EXR needs R, G, B channels (x, y, z) or an RGB one; it has {sorted(channels)}")
+        return np.stack([channels[c].pixels for c in "RGB"], axis=-1)
 
 
 def _load_npy(stream: BinaryIO, path: Path, expected: tuple[int, ...]) -> np.ndarray:

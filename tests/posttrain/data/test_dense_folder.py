@@ -3,6 +3,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from skimage import data
 
@@ -126,15 +127,30 @@ def test_shape_mismatch_names_the_file(tmp_path):
         DenseFolder(root, "albedo", (W, H))[0]
 
 
-def test_missing_targets_and_unreadable_exr(tmp_path):
+def test_missing_targets_are_named(tmp_path):
     root = make_root(tmp_path, "normal", {"a": unit_normals(), "b": unit_normals(), "c": unit_normals()})
     (root / "normal" / "b.npy").unlink()
     with pytest.raises(FileNotFoundError, match=r"1 images have no normal .*: b"):
         DenseFolder(root, "normal", (W, H))
-    assert not exr_supported()  # this environment's OpenCV has no OpenEXR
-    (root / "normal" / "b.exr").write_bytes(b"v/1\x01 not really an exr")
+
+
+def test_exr_targets_load_through_openexr(tmp_path):
+    OpenEXR = pytest.importorskip("OpenEXR")  # the `exr` extra; installed with the dev extra
+    assert exr_supported()
+    normals = unit_normals()
+    root = make_root(tmp_path, "normal", {"a": normals, "b": normals})
+    (root / "normal" / "b.npy").unlink()
+    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+    channels = {c: np.ascontiguousarray(normals[..., i], dtype=np.float32) for i, c in enumerate("RGB")}
+    with OpenEXR.File(header, channels) as f:
+        f.write(str(root / "normal" / "b.exr"))
     ds = DenseFolder(root, "normal", (W, H))
-    assert [s[0] for s in ds.samples] == ["a", "c"] and ds.skipped == {"exr_unsupported": 1}
+    assert [s[0] for s in ds.samples] == ["a", "b"]
+    assert torch.equal(ds[0]["target"], ds[1]["target"])  # the same values from .npy and from .exr
+    with OpenEXR.File(header, {"RGB": np.zeros((H, W + 1, 3), np.float32)}) as f:
+        f.write(str(root / "normal" / "b.exr"))
+    with pytest.raises(ValueError, match=r"b\.exr: EXR data window"):
+        ds[1]
 
 
 @pytest.mark.parametrize("y_up", [False, True])
