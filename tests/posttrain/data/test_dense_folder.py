@@ -140,14 +140,17 @@ def test_exr_targets_load_through_openexr(tmp_path):
     normals = unit_normals()
     root = make_root(tmp_path, "normal", {"a": normals, "b": normals})
     (root / "normal" / "b.npy").unlink()
-    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+
+    def header():  # writing fills in the data window: a fresh header per file
+        return {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+
     channels = {c: np.ascontiguousarray(normals[..., i], dtype=np.float32) for i, c in enumerate("RGB")}
-    with OpenEXR.File(header, channels) as f:
+    with OpenEXR.File(header(), channels) as f:
         f.write(str(root / "normal" / "b.exr"))
     ds = DenseFolder(root, "normal", (W, H))
     assert [s[0] for s in ds.samples] == ["a", "b"]
     assert torch.equal(ds[0]["target"], ds[1]["target"])  # the same values from .npy and from .exr
-    with OpenEXR.File(header, {"RGB": np.zeros((H, W + 1, 3), np.float32)}) as f:
+    with OpenEXR.File(header(), {"RGB": np.zeros((H, W + 1, 3), np.float32)}) as f:
         f.write(str(root / "normal" / "b.exr"))
     with pytest.raises(ValueError, match=r"b\.exr: EXR data window"):
         ds[1]
