@@ -4,18 +4,12 @@ The layout is the published one (christophschuhmann/improved-aesthetic-predictor
 dropout and no activations, so `sac+logos+ava1-l14-linearMSE.pth` loads as it is, keys `layers.{0,2,4,6,7}.*`.
 """
 
-import logging
-import os
-import pickle
-from pathlib import Path
-
 import numpy as np
 import torch
 from torch import nn
 
+from curation.models.mlp_weights import load_scoring_mlp
 from curation.models.registry import AestheticConfig, aesthetic_weights_problem, resolve_device
-
-log = logging.getLogger(__name__)
 
 
 class AestheticMLP(nn.Module):
@@ -35,44 +29,6 @@ class AestheticMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)  # [N, D] -> [N, 1]
-
-
-def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """A state dict from safetensors, or from a torch.save file loaded with weights_only=True."""
-    path = Path(path)
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path), device="cpu")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError) as err:
-        raise ValueError(f"{path} is not a torch state dict readable with weights_only=True: {err}") from err
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path} does not hold a state dict of tensors")
-    return state
-
-
-def check_layout(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """Raise a ValueError naming every missing, unexpected or mis-shaped key: load_state_dict's own message does not
-    say which file or which setting is wrong."""
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    got = {k: tuple(v.shape) for k, v in state.items()}
-    missing = sorted(set(expected) - set(got))
-    unexpected = sorted(set(got) - set(expected))
-    shapes = [
-        f"{k}: {got[k]} (expected {expected[k]})" for k in sorted(set(got) & set(expected)) if got[k] != expected[k]
-    ]
-    if missing or unexpected or shapes:
-        problems = [
-            *([f"missing keys {missing}"] if missing else []),
-            *([f"unexpected keys {unexpected}"] if unexpected else []),
-            *([f"wrong shapes {'; '.join(shapes)}"] if shapes else []),
-        ]
-        raise ValueError(
-            f"{source} is not an improved-aesthetic-predictor state dict for input size {model.input_dim}: "
-            f"{', '.join(problems)}. Expected {expected}; the input size is models.aesthetic.input_dim"
-        )
 
 
 class AestheticPredictor:
@@ -95,13 +51,5 @@ def load_aesthetic(cfg: AestheticConfig, *, key: str = "models.aesthetic.weights
     problem = aesthetic_weights_problem(cfg, key)
     if problem is not None:
         raise FileNotFoundError(problem)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
-        mlp = AestheticMLP(cfg.input_dim)
-    if cfg.weights is None:
-        log.warning("%s: aesthetic MLP has random weights (seed %d)", key, cfg.seed)
-    else:
-        state = read_state_dict(cfg.weights)
-        check_layout(mlp, state, f"{key}={cfg.weights}")
-        mlp.load_state_dict(state)
+    mlp = load_scoring_mlp(AestheticMLP, cfg, key, "an improved-aesthetic-predictor")
     return AestheticPredictor(mlp, resolve_device(cfg.device))

@@ -19,16 +19,12 @@ and map `model.layers[i].weights` to a state dict (Keras Dense kernels are [in, 
 then `safetensors.torch.save_file(state, "nsfw.safetensors")`.
 """
 
-import logging
-
 import numpy as np
 import torch
 from torch import nn
 
-from curation.models.aesthetic import read_state_dict
+from curation.models.mlp_weights import load_scoring_mlp
 from curation.models.registry import NsfwConfig, nsfw_weights_problem, resolve_device
-
-log = logging.getLogger(__name__)
 
 KERAS_EPSILON = 1e-7  # keras.backend.epsilon(): Normalization divides by max(sqrt(variance), epsilon)
 
@@ -78,33 +74,8 @@ class NsfwPredictor:
             return self.mlp(nn.functional.normalize(x, dim=-1))[:, 0].float().cpu().numpy()
 
 
-def check_layout(model: NsfwMLP, state: dict[str, torch.Tensor], source: str) -> None:
-    """A ValueError naming every missing, unexpected or mis-shaped key, the file and the setting to change."""
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    got = {k: tuple(v.shape) for k, v in state.items()}
-    problems = [
-        *(f"missing {k}" for k in sorted(set(expected) - set(got))),
-        *(f"unexpected {k}" for k in sorted(set(got) - set(expected))),
-        *(f"{k}: {got[k]} (expected {expected[k]})" for k in sorted(set(got) & set(expected)) if got[k] != expected[k]),
-    ]
-    if problems:
-        raise ValueError(
-            f"{source} is not a CLIP NSFW detector state dict for input size {model.input_dim}: "
-            f"{'; '.join(problems)}. Expected {expected}; the input size is models.nsfw.input_dim"
-        )
-
-
 def load_nsfw(cfg: NsfwConfig, *, key: str = "models.nsfw.weights") -> NsfwPredictor:
     problem = nsfw_weights_problem(cfg, key)
     if problem is not None:
         raise FileNotFoundError(problem)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
-        mlp = NsfwMLP(cfg.input_dim)
-    if cfg.weights is None:
-        log.warning("%s: NSFW MLP has random weights (seed %d)", key, cfg.seed)
-    else:
-        state = read_state_dict(cfg.weights)
-        check_layout(mlp, state, f"{key}={cfg.weights}")
-        mlp.load_state_dict(state)
-    return NsfwPredictor(mlp, resolve_device(cfg.device))
+    return NsfwPredictor(load_scoring_mlp(NsfwMLP, cfg, key, "a CLIP NSFW detector"), resolve_device(cfg.device))

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from curation.models.aesthetic import read_state_dict
+from curation.models.mlp_weights import read_state_dict
 from curation.models.registry import ZERO_SHOT_HEADS, ZeroShotConfig, ZeroShotHeadConfig, probe_problem
 
 log = logging.getLogger(__name__)

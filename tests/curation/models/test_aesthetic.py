@@ -69,7 +69,8 @@ def test_wrong_keys_fail_with_a_clear_error(tmp_path):
     state = {f"model.{k}": v for k, v in _published_state().items()}  # e.g. a wrapper's prefix
     path = tmp_path / "prefixed.pth"
     torch.save(state, path)
-    with pytest.raises(ValueError, match=r"prefixed\.pth.*missing keys \['layers\.0\.bias'.*unexpected keys"):
+    expected = r"prefixed\.pth is not an improved-aesthetic-predictor state dict.*missing layers\.0\.bias.*unexpected"
+    with pytest.raises(ValueError, match=expected):
         load_aesthetic(AestheticConfig(weights=str(path)))
 
 
