@@ -9,6 +9,7 @@ A local head stays off the network only with these measures together:
   auth token), so the user's HOME is never written.
 """
 
+import ipaddress
 import logging
 import os
 import secrets
@@ -107,12 +108,14 @@ def init_ray(
     num_cpus: int | None = None,
     object_store_memory: int | None = None,
     runtime_env: dict[str, Any] | None = None,
+    host: str = LOCALHOST,
 ) -> RayHandle:
-    """Connect to `address` ("ray://host:port", "host:port" or "auto"), or start a local head on 127.0.0.1.
+    """Connect to `address` ("ray://host:port", "host:port" or "auto"), or start a local head on `host`.
 
     Without `address`, RAY_ADDRESS is used when set (as inside a submitted job); otherwise a local head starts
-    with `num_cpus` (default: all) and `object_store_memory` (default 2 GiB). Calling it again while Ray is
-    initialised returns the current handle without starting anything.
+    with `num_cpus` (default: all) and `object_store_memory` (default 2 GiB), listening on `host` only
+    (default 127.0.0.1; another address is a deliberate choice, see local_head_args). Calling it again while Ray
+    is initialised returns the current handle without starting anything.
     """
     global _joined
     if _session is not None and not ray.is_initialized():
@@ -132,11 +135,37 @@ def init_ray(
         _joined = RayHandle(address=address, dashboard_url=_http_url(context.dashboard_url))
         logger.info("Connected to Ray at %s", address)
         return _joined
-    return _start_local(num_cpus, object_store_memory, runtime_env)
+    return _start_local(num_cpus, object_store_memory, runtime_env, host)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to any interface
+        return False
+
+
+def local_head_args(host: str = LOCALHOST) -> dict[str, str]:
+    """The ray.init arguments that decide where a local head listens: its node address and the dashboard's.
+
+    Any host other than loopback exposes the dashboard and the jobs API, which run code on the cluster: token
+    auth (RAY_AUTH_MODE=token, set for every head started here) is their only guard, so it gets a warning.
+    """
+    if not is_loopback(host):
+        logger.warning(
+            "Ray will listen on %s, not loopback: anyone who reaches it and holds the auth token can submit jobs. "
+            "The Ray dashboard and jobs API have no authentication of their own; token auth is on, but keep the "
+            "port behind a firewall or an SSH tunnel, or leave host at %s",
+            host,
+            LOCALHOST,
+        )
+    return {"dashboard_host": host, "_node_ip_address": host}
 
 
 def _start_local(
-    num_cpus: int | None, object_store_memory: int | None, runtime_env: dict[str, Any] | None
+    num_cpus: int | None, object_store_memory: int | None, runtime_env: dict[str, Any] | None, host: str
 ) -> RayHandle:
     global _session
     temp_dir = make_ray_temp_dir()
@@ -160,9 +189,8 @@ def _start_local(
             object_store_memory=object_store_memory or DEFAULT_OBJECT_STORE_BYTES,
             runtime_env=runtime_env,
             include_dashboard=True,
-            dashboard_host=LOCALHOST,
-            _node_ip_address=LOCALHOST,
             _temp_dir=str(temp_dir),
+            **local_head_args(host),
         )
     except BaseException:
         ray.shutdown()  # whatever part of the head did start

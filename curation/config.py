@@ -16,7 +16,7 @@ from curation.select.config import SelectConfig
 from curation.write.config import WriteConfig
 
 # Where and how fast a run goes, not what it produces: left out of the manifest's config hash.
-RUNTIME_KEYS = ("address", "num_cpus", "input", "output")
+RUNTIME_KEYS = ("address", "num_cpus", "host", "input", "output")
 
 
 @dataclass

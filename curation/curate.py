@@ -28,7 +28,7 @@ class CurateRun:
 def run_curate(cfg_node: DictConfig) -> CurateRun:
     cfg: CurateConfig = to_object(cfg_node)
     out = Path(cfg.output)
-    with ray_session(cfg.address, num_cpus=cfg.num_cpus):
+    with ray_session(cfg.address, num_cpus=cfg.num_cpus, host=cfg.host):
         score = run_score(cfg_node)
         select = run_select(out, cfg.select, seed=cfg.seed)
         write = run_write(out, cfg.write, cfg.decode, config_hash=output_hash(cfg_node))

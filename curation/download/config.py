@@ -34,6 +34,7 @@ class DownloadConfig:
     disallowed_header_directives: list[str] = field(default_factory=lambda: list(DISALLOWED_DIRECTIVES))
     address: str | None = None  # a running Ray cluster; None starts a private local one on 127.0.0.1
     num_cpus: int | None = None  # local Ray only
+    host: str = "127.0.0.1"  # where a local Ray head listens; see ScoreConfig.host
     task_num_cpus: float = 0.5  # CPUs a shard task reserves: downloading is I/O bound
 
     def __post_init__(self) -> None:

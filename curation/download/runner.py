@@ -73,7 +73,7 @@ def run_download(cfg_node: DictConfig) -> DownloadRun:
     start = time.perf_counter()
     if todo:
         log.info("%d of %d output shards to download (%d URLs in all)", len(todo), shard_count, table.num_rows)
-        with ray_session(cfg.address, num_cpus=cfg.num_cpus):
+        with ray_session(cfg.address, num_cpus=cfg.num_cpus, host=cfg.host):
             table_ref = ray.put(table)  # once, not once per task
             task = _download_task.options(num_cpus=cfg.task_num_cpus)
             pending = [task.remote(cfg, sid, table_ref, sid * n, shard_count, str(out)) for sid in todo]

@@ -4,12 +4,14 @@ inference, returning person boxes (+ 17 COCO keypoints for pose) in pixels of ea
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from PIL import Image
 
+from curation.models.pickle_guard import check_model_pickle
 from curation.models.registry import (
     YAML_SUFFIXES,
     YoloConfig,
@@ -58,8 +60,12 @@ def load_yolo(cfg: YoloConfig, *, key: str) -> "YOLO":
     else:
         found = find_yolo_weights(cfg.weights)
         if found is None:  # a release name, allowed to download: into the weights_dir where it is found next time
+            from ultralytics.utils.downloads import attempt_download_asset
+
             found = yolo_weight_dirs()[0] / cfg.weights
             log.info("%s: downloading %s into %s", key, cfg.weights, found.parent)
+            found = Path(attempt_download_asset(found))
+        check_model_pickle(found)  # ultralytics unpickles the whole file: refuse one that would run code
         model = YOLO(str(found), verbose=False)
     if model.task != cfg.task:
         raise ValueError(f"{key}: {cfg.weights} is a {model.task!r} model, expected {cfg.task!r}")

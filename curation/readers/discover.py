@@ -83,12 +83,19 @@ def _expand(given: str, image_column: str | None) -> list[_Found]:
 
     files, dirs = [], []
     prefix = base.rstrip("/") + "/"
+    undecodable = 0
     for entry in fs.get_file_info(pafs.FileSelector(base, recursive=True)):
-        relative = entry.path[len(prefix) :]
+        try:
+            relative = entry.path[len(prefix) :]
+        except UnicodeDecodeError:  # a name that is not UTF-8: pyarrow cannot give it as a str
+            undecodable += 1
+            continue
         if entry.type == pafs.FileType.File:
             files.append(relative)
         elif entry.type == pafs.FileType.Directory:
             dirs.append(relative)
+    if undecodable:
+        files += _undecodable_files(fs, base, given)
     if pattern is not None:
         files = match_glob(pattern, files, dirs)
     found, skipped = _classify_walked(fs, root, base, sorted(files), image_column)
@@ -98,6 +105,26 @@ def _expand(given: str, image_column: str | None) -> list[_Found]:
         )
     kinds = Counter(f.kind for f in found)
     log.info("input %s: %s; skipped %s", given, dict(kinds), dict(skipped) or "nothing")
+    return found
+
+
+def _undecodable_files(fs: pafs.FileSystem, base: str, given: str) -> list[str]:
+    """Files under `base` whose path is not valid UTF-8, as str with surrogate escapes (os.fsdecode).
+
+    They stay inputs so the reader records them (`bad_file_name`) instead of the walk dropping them unseen.
+    """
+    if not isinstance(fs, pafs.LocalFileSystem):
+        raise ValueError(f"input {given!r} lists names that are not valid UTF-8; rename them (e.g. with convmv)")
+    found = []
+    root = os.fsencode(base)
+    for folder, _, names in os.walk(root):
+        for name in names:
+            relative = os.path.relpath(os.path.join(folder, name), root)
+            try:
+                relative.decode("utf-8")
+            except UnicodeDecodeError:
+                found.append(os.fsdecode(relative).replace(os.sep, "/"))
+    log.warning("input %s: %d file names are not valid UTF-8 (first: %r)", given, len(found), found[:1])
     return found
 
 

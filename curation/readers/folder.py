@@ -7,7 +7,7 @@ import pyarrow as pa
 from common.filesystem import resolve
 from common.reasons import RejectReason
 from curation.readers.rows import MAX_FILE_BYTES, ShardRows
-from curation.readers.shard import InputShard
+from curation.readers.shard import InputShard, is_utf8, printable
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +18,17 @@ def read_folder_shard(shard: InputShard, *, max_file_bytes: int = MAX_FILE_BYTES
     fs, base = resolve(shard.root)  # once per chunk: an object-store filesystem is costly to build
     for path, source in zip(shard.paths, shard.uris, strict=True):
         image, reason = None, None
+        if not is_utf8(path):
+            # Sources must be UTF-8 to be stored and fetched again by the write phase: recorded, not read.
+            log.warning("%r is not a valid UTF-8 file name: rename it (e.g. with convmv) to have it read", source)
+            rows.add(
+                source=printable(source),
+                key_source=printable(shard.key_source(path)),
+                member=None,
+                image=None,
+                reason=RejectReason.BAD_FILE_NAME,
+            )
+            continue
         try:
             # compression=None: a file is read as stored, whatever its extension suggests.
             with fs.open_input_stream(f"{base.rstrip('/')}/{path}", compression=None) as stream:

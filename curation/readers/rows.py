@@ -34,6 +34,7 @@ READER_REASONS: tuple[str, ...] = (
     RejectReason.NO_IMAGE_MEMBER,
     RejectReason.DUPLICATE_MEMBER,
     RejectReason.NULL_IMAGE,
+    RejectReason.BAD_FILE_NAME,
 )
 
 

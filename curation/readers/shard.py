@@ -22,6 +22,20 @@ def has_image_extension(name: str) -> bool:
     return bool(dot) and ext.lower() in IMAGE_EXTENSIONS
 
 
+def is_utf8(name: str) -> bool:
+    """False for a name read from disk that is not valid UTF-8 (os.fsdecode leaves surrogate escapes in it)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable(name: str) -> str:
+    """A name with its undecodable bytes spelled as \\xNN: storable in parquet and hashable into a key."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def join(root: str, path: str) -> str:
     """`path` (relative, '/'-separated) under `root`; a URI keeps its ?query (filesystem options) at the end."""
     base, question, query = root.partition("?") if is_uri(root) else (root, "", "")

@@ -93,10 +93,13 @@ def read_tar_shard(shard: InputShard, *, max_file_bytes: int = MAX_FILE_BYTES) -
                     log.warning("%s: %s", out.source, e)
                     out.add(info.name, None, RejectReason.UNSAFE_MEMBER)
                     continue
-                if info.isdir() or out.start_member(info.name, normalised) is None:
-                    continue
                 _, ext = split_member_name(normalised)
-                if not info.isfile():  # a link or device could point anywhere outside the archive
+                # A folder entry is structure, not a sample, unless it is named as an image: then it is recorded.
+                if (info.isdir() and ext.lower() not in IMAGE_EXTENSIONS) or out.start_member(
+                    info.name, normalised
+                ) is None:
+                    continue
+                if not info.isfile():  # a link or device could point anywhere outside the archive; a folder is no image
                     out.add(info.name, None, RejectReason.UNSAFE_MEMBER)
                 elif ext.lower() not in IMAGE_EXTENSIONS:
                     continue  # metadata (json, txt, ...): its data is skipped unread

@@ -45,6 +45,8 @@ class ScoreConfig:
     output: str = MISSING  # candidates/, stats.json and config.yaml go here
     address: str | None = None  # a running Ray cluster; None starts a private local one on 127.0.0.1
     num_cpus: int | None = None  # local Ray only
+    # Where a local Ray head listens. Anything but loopback exposes the dashboard and jobs API (token auth only).
+    host: str = "127.0.0.1"
     files_per_shard: int = 1000  # folder inputs: files per input shard (the unit of resume)
     profile: str = "production"  # model set the `models` section starts from: production | tiny
     decode: DecodeConfig = field(default_factory=DecodeConfig)

@@ -115,7 +115,7 @@ def run_score(cfg_node: DictConfig) -> ScoreRun:
             stage_names=names,
             owner=owner,
         )
-        with ray_session(cfg.address, num_cpus=cfg.num_cpus):
+        with ray_session(cfg.address, num_cpus=cfg.num_cpus, host=cfg.host):
             check_cpu_budget(stages, ray.cluster_resources().get("CPU", 0.0))
             ds = read_dataset(todo)
             for stage in stages:

@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     elif phase == "select":
         print(summary_lines(select=run_select(out, cfg.select, seed=cfg.seed))[0])
     elif phase == "write":
-        with ray_session(cfg.address, num_cpus=cfg.num_cpus):
+        with ray_session(cfg.address, num_cpus=cfg.num_cpus, host=cfg.host):
             write = run_write(out, cfg.write, cfg.decode, config_hash=output_hash(cfg_node))
         print(summary_lines(write=write)[0])
     else:
