@@ -8,7 +8,7 @@ ShardKind = Literal["folder", "tar", "parquet"]
 
 # Files of a folder are taken by extension only: a web folder holds files with wrong extensions (a text page
 # saved as .jpg), which the decode stage rejects by content; files outside this list are never read.
-IMAGE_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "gif", "webp", "bmp", "tif", "tiff"})
+IMAGE_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "gif", "webp", "bmp", "tif", "tiff", "heic", "heif", "avif"})
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 PARQUET_SUFFIX = ".parquet"
 
