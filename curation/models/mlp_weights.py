@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -60,3 +61,21 @@ def load_scoring_mlp(factory: Callable[[int], nn.Module], cfg: Any, key: str, wh
     check_layout(mlp, state, f"{key}={cfg.weights}", what, key.rsplit(".", 1)[0] + ".input_dim")
     mlp.load_state_dict(state)
     return mlp
+
+
+class EmbeddingScorer:
+    """A scoring head run on CLIP embeddings: [N, D] float16/32 → [N] float32 scores."""
+
+    def __init__(self, mlp: nn.Module, device: str = "cpu") -> None:
+        # float64: the MLP is tiny, and this makes a row's score independent of the batch it arrives in (float32
+        # matmuls round differently by batch size, which would break byte-identical re-runs after a resume).
+        self.mlp = mlp.to(device=device, dtype=torch.float64).eval()
+        self.device = device
+
+    def score(self, embeddings: np.ndarray) -> np.ndarray:
+        """[N] float32 scores for [N, D] CLIP image embeddings (re-normalised here: stored ones are float16)."""
+        x = torch.as_tensor(np.asarray(embeddings), dtype=torch.float64, device=self.device)
+        if x.ndim != 2 or x.shape[1] != self.mlp.input_dim:
+            raise ValueError(f"expected embeddings [N, {self.mlp.input_dim}], got {list(x.shape)}")
+        with torch.inference_mode():
+            return self.mlp(nn.functional.normalize(x, dim=-1))[:, 0].float().cpu().numpy()

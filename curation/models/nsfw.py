@@ -19,11 +19,10 @@ and map `model.layers[i].weights` to a state dict (Keras Dense kernels are [in, 
 then `safetensors.torch.save_file(state, "nsfw.safetensors")`.
 """
 
-import numpy as np
 import torch
 from torch import nn
 
-from curation.models.mlp_weights import load_scoring_mlp
+from curation.models.mlp_weights import EmbeddingScorer, load_scoring_mlp
 from curation.models.registry import NsfwConfig, nsfw_weights_problem, resolve_device
 
 KERAS_EPSILON = 1e-7  # keras.backend.epsilon(): Normalization divides by max(sqrt(variance), epsilon)
@@ -59,23 +58,8 @@ class NsfwMLP(nn.Module):
         return torch.sigmoid(self.linear_4(x))  # [N, 1], P(nsfw)
 
 
-class NsfwPredictor:
-    def __init__(self, mlp: NsfwMLP, device: str = "cpu") -> None:
-        # float64 for the same reason as the aesthetic MLP: a row's score must not depend on its batch.
-        self.mlp = mlp.to(device=device, dtype=torch.float64).eval()
-        self.device = device
-
-    def score(self, embeddings: np.ndarray) -> np.ndarray:
-        """[N] float32 P(nsfw) for [N, D] CLIP image embeddings (re-normalised here: stored ones are float16)."""
-        x = torch.as_tensor(np.asarray(embeddings), dtype=torch.float64, device=self.device)
-        if x.ndim != 2 or x.shape[1] != self.mlp.input_dim:
-            raise ValueError(f"expected embeddings [N, {self.mlp.input_dim}], got {list(x.shape)}")
-        with torch.inference_mode():
-            return self.mlp(nn.functional.normalize(x, dim=-1))[:, 0].float().cpu().numpy()
-
-
-def load_nsfw(cfg: NsfwConfig, *, key: str = "models.nsfw.weights") -> NsfwPredictor:
+def load_nsfw(cfg: NsfwConfig, *, key: str = "models.nsfw.weights") -> EmbeddingScorer:
     problem = nsfw_weights_problem(cfg, key)
     if problem is not None:
         raise FileNotFoundError(problem)
-    return NsfwPredictor(load_scoring_mlp(NsfwMLP, cfg, key, "a CLIP NSFW detector"), resolve_device(cfg.device))
+    return EmbeddingScorer(load_scoring_mlp(NsfwMLP, cfg, key, "a CLIP NSFW detector"), resolve_device(cfg.device))
