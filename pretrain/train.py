@@ -10,35 +10,22 @@ Sinkhorn centring runs over the global batch, so N ranks with B samples each mak
 with N·B samples (up to float summation order; KoLeo, a within-batch term, is the exception).
 """
 
-import logging
-import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
-from tqdm import tqdm
 
-from common.training.checkpoint import resume_latest, save_checkpoint
-from common.training.distributed import (
-    DistInfo,
-    DistributedConfig,
-    init_distributed,
-    mean_across_ranks,
-    pick_device,
-    wrap_model,
-)
-from common.training.guarded_step import NonFiniteStreak, guarded_step
+from common.training.checkpoint import resume_latest
+from common.training.distributed import DistInfo, DistributedConfig, init_distributed, pick_device, wrap_model
+from common.training.loop import optimiser_step, run_steps
 from common.training.lr_schedules import lr_at
-from common.training.metrics_log import MetricsLog
 from pretrain.ema import ema_update, momentum_schedule
 from pretrain.masking import sample_masks
 from pretrain.objective import ObjectiveConfig, Sapiens2Pretrainer
 from pretrain.probe import ProbeConfig, knn_probe
 from pretrain.schedules import teacher_temperature
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -133,31 +120,32 @@ def train(
     optimizer = build_optimizer(model, cfg.optim)
     torch.manual_seed(cfg.seed + info.rank)  # then a stream per rank (drop path)
     start, skipped = resume_latest(out, model, optimizer, batches, info) if resume else (0, 0)
-    if info.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-    metrics, streak = [], NonFiniteStreak(skipped)
-    iterator = iter(batches)
-    model.train()
-    bar = tqdm(total=cfg.steps, initial=start, desc="pretrain", disable=None if info.is_main else True)
-    with MetricsLog(out, tensorboard=cfg.tensorboard, enabled=info.is_main) as metrics_log, bar:
-        for step in range(start, end):
-            t0 = time.perf_counter()
-            batch = next(iterator)
-            row = _train_step(cfg, model, core, optimizer, batch, step, device, info)
-            streak.record(not row.get("skipped", False), step)
-            row["seconds"] = round(time.perf_counter() - t0, 4)
-            if cfg.probe.folder and cfg.probe.every and (step + 1) % cfg.probe.every == 0:
-                # Every rank runs it: under FSDP the teacher's forward is a collective.
-                row.update(knn_probe(core.teacher, cfg.probe, device).as_metrics())
-            metrics.append(row)
-            if (step + 1) % cfg.log_every == 0:
-                metrics_log.write(row)
-            bar.update(1)
-            bar.set_postfix(loss=f"{row['loss']:.4f}")
-            if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == end:
-                extra = {"skipped_nonfinite": streak.skipped, "config": asdict(cfg)}
-                save_checkpoint(out, step + 1, model, optimizer, extra, {"data": batches.state_dict()}, info)
-    return TrainRun(end, metrics, streak.skipped)
+
+    def probe(step: int) -> dict[str, float]:
+        if cfg.probe.folder and cfg.probe.every and (step + 1) % cfg.probe.every == 0:
+            # Every rank runs it: under FSDP the teacher's forward is a collective.
+            return knn_probe(core.teacher, cfg.probe, device).as_metrics()
+        return {}
+
+    metrics, skipped = run_steps(
+        lambda step, batch: _train_step(cfg, model, core, optimizer, batch, step, device, info),
+        batches,
+        start=start,
+        end=end,
+        total=cfg.steps,
+        skipped=skipped,
+        out=out,
+        model=model,
+        optimizer=optimizer,
+        info=info,
+        log_every=cfg.log_every,
+        checkpoint_every=cfg.checkpoint_every,
+        tensorboard=cfg.tensorboard,
+        extra_state={"config": asdict(cfg)},
+        desc="pretrain",
+        after_step=probe,
+    )
+    return TrainRun(end, metrics, skipped)
 
 
 def _train_step(
@@ -176,12 +164,8 @@ def _train_step(
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
         losses = model(global_views, local_views, masks, temp)
     row: dict[str, Any] = {"step": step + 1, "lr": lr, "teacher_temp": temp}
-    row.update(mean_across_ranks({k: float(v.detach()) for k, v in losses.items()}, device))
-    grad_norm = guarded_step(model, optimizer, losses["loss"], grad_clip=o.grad_clip, device=device)
-    if grad_norm is None:  # NaN guard: no update, no EMA; the step is counted and logged
-        row["loss"], row["skipped"] = float("nan"), True
-        return row
-    row["grad_norm"] = grad_norm
+    if not optimiser_step(row, losses, model, optimizer, grad_clip=o.grad_clip, device=device):
+        return row  # NaN guard: no update, no EMA; the step is counted and logged
     momentum = momentum_schedule(step, cfg.steps, base=cfg.momentum_base)
     ema_update(core.teacher_modules(), core.student_modules(), momentum)
     row["momentum"] = momentum

@@ -91,11 +91,6 @@ def wrap_model(model: nn.Module, strategy: str, shard_units: Iterable[nn.Module]
     return model
 
 
-def unwrap(model: nn.Module) -> nn.Module:
-    """The module under a DDP wrapper (FSDP2 shards in place and needs no unwrapping)."""
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-
-
 def mean_across_ranks(values: dict[str, float], device: torch.device) -> dict[str, float]:
     """Means over ranks of scalar metrics (same keys on every rank), for logging by rank 0. `device`: where the
     backend takes tensors (the GPU for NCCL)."""
