@@ -13,10 +13,12 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
+from common.errors import UsageError
+
 RESOLVED_CONFIG_NAME = "config.yaml"
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError, ValueError):
     """A config that cannot be used: unknown key, wrong type, or a required value left unset."""
 
 

@@ -6,7 +6,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from common.config import ConfigError
+from common.errors import UsageError
 from common.log import configure_logging
 
 # Modules under pipelines.commands, in the order `humans1b --help` lists them.
@@ -37,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(logging.DEBUG if args.verbose else logging.INFO)
     try:
         return int(args.run(args) or 0)
-    except ConfigError as err:  # a usage error: the message names the key, a traceback adds nothing
+    except UsageError as err:  # the message names the key, file or flag to change; a traceback adds nothing
         sys.stderr.write(f"humans1b {args.command}: {err}\n")
         return 2
 
