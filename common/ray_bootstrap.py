@@ -7,6 +7,11 @@ A local head stays off the network only with these measures together:
 - `ray_bootstrap_config.yaml` in the HOME of the Ray processes, else the dashboard probes cloud metadata
   (169.254.169.254) to guess the provider. The processes get a private HOME holding that file (and the
   auth token), so the user's HOME is never written.
+
+Joining a cluster (`address=` or RAY_ADDRESS) is bounded in time: ray.init retries an address where nothing
+answers for minutes, so the address is probed first (TCP, then a gRPC handshake) within `connect_timeout`. A
+loopback address gets the local head's switches, so Ray keeps 127.0.0.1; for a remote cluster Ray picks this host's
+node among the cluster's nodes (tests/common/test_ray_join.py proves nothing goes to 8.8.8.8 on the way).
 """
 
 import ipaddress
@@ -14,16 +19,24 @@ import logging
 import os
 import secrets
 import shutil
+import signal
+import socket
 import tempfile
+import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import grpc
 import psutil
 import ray
 import ray._private.ray_constants as ray_constants
+import ray._private.services as ray_services
+
+from common.errors import UsageError
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +50,15 @@ DEFAULT_OBJECT_STORE_BYTES = 2 * 1024**3
 _MAX_TEMP_ROOT_CHARS = 40
 # ray.shutdown returns before the dashboard's helper processes have exited; wait this long for them.
 _EXIT_WAIT_S = 20.0
+# How long joining a cluster may take before it fails with one line; the env variable overrides it.
+DEFAULT_CONNECT_TIMEOUT_S = 30.0
+CONNECT_TIMEOUT_ENV = "HUMANS1B_RAY_CONNECT_TIMEOUT"
+# The switches a driver needs on a loopback address so that Ray neither rewrites 127.0.0.1 nor reports usage.
+_LOOPBACK_DRIVER_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+class RayUnreachableError(UsageError):
+    """`address` (or RAY_ADDRESS) names no running Ray cluster that answered in time."""
 
 
 @dataclass(frozen=True)
@@ -57,8 +79,15 @@ class _LocalSession:
     processes: list[psutil.Process]  # the head's processes, direct children of this driver
 
 
+@dataclass
+class _JoinedSession:
+    handle: RayHandle
+    saved_env: dict[str, str | None]
+    saved_enable_cluster: bool
+
+
 _session: _LocalSession | None = None
-_joined: RayHandle | None = None
+_joined: _JoinedSession | None = None
 
 
 def prepare_ray_home(home: Path) -> None:
@@ -109,19 +138,20 @@ def init_ray(
     object_store_memory: int | None = None,
     runtime_env: dict[str, Any] | None = None,
     host: str = LOCALHOST,
+    connect_timeout: float | None = None,
 ) -> RayHandle:
     """Connect to `address` ("ray://host:port", "host:port" or "auto"), or start a local head on `host`.
 
     Without `address`, RAY_ADDRESS is used when set (as inside a submitted job); otherwise a local head starts
     with `num_cpus` (default: all) and `object_store_memory` (default 2 GiB), listening on `host` only
     (default 127.0.0.1; another address is a deliberate choice, see local_head_args). Calling it again while Ray
-    is initialised returns the current handle without starting anything.
+    is initialised returns the current handle without starting anything. Joining fails with RayUnreachableError
+    after `connect_timeout` seconds (default: $HUMANS1B_RAY_CONNECT_TIMEOUT, else 30) when nothing answers.
     """
-    global _joined
     if _session is not None and not ray.is_initialized():
         shutdown_ray()  # ray.shutdown() was called directly: finish cleaning up that head first
     if ray.is_initialized():
-        current = _session.handle if _session is not None else _joined
+        current = _session.handle if _session is not None else (_joined.handle if _joined is not None else None)
         if current is None:
             current = RayHandle(address=ray.get_runtime_context().gcs_address, dashboard_url=None)
         logger.info("Ray already initialised at %s; not starting another", current.address)
@@ -131,11 +161,135 @@ def init_ray(
     if address:
         if num_cpus is not None or object_store_memory is not None:
             logger.info("num_cpus and object_store_memory apply to a local head only; ignored for %s", address)
-        context = ray.init(address=address, runtime_env=runtime_env)
-        _joined = RayHandle(address=address, dashboard_url=_http_url(context.dashboard_url))
-        logger.info("Connected to Ray at %s", address)
-        return _joined
+        return _join(address, runtime_env, _connect_timeout(connect_timeout))
     return _start_local(num_cpus, object_store_memory, runtime_env, host)
+
+
+def _connect_timeout(given: float | None) -> float:
+    if given is not None:
+        return given
+    text = os.environ.get(CONNECT_TIMEOUT_ENV)
+    if not text:
+        return DEFAULT_CONNECT_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise UsageError(f"{CONNECT_TIMEOUT_ENV}={text!r} must be a number of seconds > 0")
+    return value
+
+
+def _join(address: str, runtime_env: dict[str, Any] | None, timeout: float) -> RayHandle:
+    """ray.init(address=...) once the address has answered within `timeout` seconds."""
+    global _joined
+    deadline = time.monotonic() + timeout
+    host, port = _endpoint(address)
+    saved_env = {key: os.environ.get(key) for key in _LOOPBACK_DRIVER_ENV}
+    saved_enable_cluster = ray_constants.ENABLE_RAY_CLUSTER
+    if is_loopback(host):
+        # The local head's switches (see the module docstring): Ray keeps 127.0.0.1 as this driver's address.
+        # Elsewhere Ray finds the node of this host among the cluster's nodes (no 8.8.8.8: a test proves it).
+        os.environ.update(_LOOPBACK_DRIVER_ENV)
+        ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        _wait_until_answering(address, host, port, deadline)
+        with _one_gcs_attempt(), _keep_python_signal_handlers():
+            context = ray.init(address=address, runtime_env=runtime_env)
+    except ConnectionError as err:  # answered the probe, then ray.init gave up: not a Ray cluster we can join
+        _restore(saved_env, saved_enable_cluster)
+        raise RayUnreachableError(f"cannot join the Ray cluster at {address}: {_first_line(err)}") from err
+    except BaseException:
+        _restore(saved_env, saved_enable_cluster)
+        raise
+    handle = RayHandle(address=address, dashboard_url=_http_url(context.dashboard_url))
+    _joined = _JoinedSession(handle, saved_env, saved_enable_cluster)
+    logger.info("Connected to Ray at %s", address)
+    return handle
+
+
+def _endpoint(address: str) -> tuple[str, int]:
+    """(host, port) of a cluster address; "auto" is looked up where Ray records the latest local cluster."""
+    given = address
+    if address == "auto":
+        saved = ray_constants.ENABLE_RAY_CLUSTER
+        ray_constants.ENABLE_RAY_CLUSTER = False  # a recorded 127.0.0.1 must stay loopback, not be re-resolved
+        try:
+            address = ray_services.canonicalize_bootstrap_address("auto")
+        finally:
+            ray_constants.ENABLE_RAY_CLUSTER = saved
+        if address is None:
+            raise RayUnreachableError(
+                "address=auto found no Ray cluster started on this machine: start one (`ray start --head` or "
+                "`humans1b ray-local start`) or give its host:port"
+            )
+    location = address.split("://", 1)[1] if "://" in address else address
+    host, colon, port = location.rstrip("/").rpartition(":")
+    host = host.strip("[]")
+    if not colon or not host or not port.isdigit():
+        raise RayUnreachableError(f"Ray address {given!r} is not host:port, ray://host:port or auto")
+    return host, int(port)
+
+
+def _wait_until_answering(address: str, host: str, port: int, deadline: float) -> None:
+    """Return once `host:port` accepts a TCP connection and completes a gRPC (HTTP/2) handshake, as Ray's GCS
+    and Ray Client server do; RayUnreachableError at `deadline`. A refused port is retried: a head may be starting."""
+    refused: OSError | None = None
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            why = f"nothing accepted a connection ({refused.strerror or refused})" if refused else "no answer"
+            raise RayUnreachableError(
+                f"no Ray cluster at {address}: {why} within the connect timeout; start the cluster or fix "
+                f"--address / RAY_ADDRESS (wait longer with {CONNECT_TIMEOUT_ENV}=SECONDS)"
+            )
+        try:
+            with socket.create_connection((host, port), timeout=min(left, 5.0)):
+                break
+        except OSError as err:
+            refused = err
+            time.sleep(min(0.5, max(deadline - time.monotonic(), 0)))
+    if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+        return  # the handshake below is plaintext; a TLS cluster is left to ray.init
+    channel = grpc.insecure_channel(f"{host}:{port}" if ":" not in host else f"[{host}]:{port}")
+    try:
+        grpc.channel_ready_future(channel).result(timeout=max(deadline - time.monotonic(), 0.1))
+    except grpc.FutureTimeoutError:
+        raise RayUnreachableError(
+            f"{address} accepts connections but does not answer as a Ray cluster (no gRPC handshake within the "
+            "connect timeout): is it the GCS port of a Ray head (default 6379) or a Ray Client port (ray://)?"
+        ) from None
+    finally:
+        channel.close()
+
+
+@contextmanager
+def _one_gcs_attempt() -> Iterator[None]:
+    """ray.init connects to the GCS up to 20 times, ~40 s each, when the port answers but the GCS does not; the
+    probe has already waited, so one attempt is enough."""
+    key = "RAY_gcs_server_port_wait_time_s"
+    saved = os.environ.get(key)
+    os.environ[key] = "1"
+    try:
+        yield
+    finally:
+        _set_env(key, saved)
+
+
+@contextmanager
+def _keep_python_signal_handlers() -> Iterator[None]:
+    """ray.init replaces SIGTERM's handler (Python: sys.exit(15); its core worker: a C++ handler that prints a stack
+    and aborts). A handler the program installed itself is put back, so it still decides how the driver stops."""
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        yield
+    finally:
+        if callable(before) and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, before)
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 def is_loopback(host: str) -> bool:
@@ -184,14 +338,15 @@ def _start_local(
     driver = psutil.Process()
     children_before = {child.pid for child in driver.children()}
     try:
-        context = ray.init(
-            num_cpus=num_cpus,
-            object_store_memory=object_store_memory or DEFAULT_OBJECT_STORE_BYTES,
-            runtime_env=runtime_env,
-            include_dashboard=True,
-            _temp_dir=str(temp_dir),
-            **local_head_args(host),
-        )
+        with _keep_python_signal_handlers():
+            context = ray.init(
+                num_cpus=num_cpus,
+                object_store_memory=object_store_memory or DEFAULT_OBJECT_STORE_BYTES,
+                runtime_env=runtime_env,
+                include_dashboard=True,
+                _temp_dir=str(temp_dir),
+                **local_head_args(host),
+            )
     except BaseException:
         ray.shutdown()  # whatever part of the head did start
         _restore(saved_env, saved_enable_cluster)
@@ -217,9 +372,11 @@ def _start_local(
 def shutdown_ray() -> None:
     """Disconnect from Ray; for a local head, stop it and remove its private HOME and temp dir."""
     global _session, _joined
-    session, _session, _joined = _session, None, None
+    session, joined, _session, _joined = _session, _joined, None, None
     if session is None:
         ray.shutdown()
+        if joined is not None:
+            _restore(joined.saved_env, joined.saved_enable_cluster)
         return
     processes = _with_descendants(session.processes)
     ray.shutdown()

@@ -1,0 +1,206 @@
+"""Joining a Ray cluster (`address=` / RAY_ADDRESS): bounded in time, loopback kept loopback, and a remote cluster
+reached from the address on the route to it, never one found through 8.8.8.8."""
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from common.errors import UsageError
+from common.ray_bootstrap import CONNECT_TIMEOUT_ENV, RayUnreachableError, init_ray
+
+REPO = Path(__file__).resolve().parents[2]
+STRACE = shutil.which("strace")
+IP = shutil.which("ip")
+STRACE_ARGS = ["-f", "--seccomp-bpf", "-e", "trace=connect,sendto,sendmsg,sendmmsg"]
+
+# A driver that joins ADDRESS, runs a task, and prints the node address Ray gave it.
+JOIN = """
+import json, sys, ray
+from common.errors import UsageError
+from common.ray_bootstrap import init_ray, shutdown_ray
+
+init_ray(sys.argv[1])
+seen = {"driver": ray.util.get_node_ip_address(), "task": ray.get(ray.remote(ray.util.get_node_ip_address).remote())}
+shutdown_ray()
+print(json.dumps(seen))
+"""
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    # Without this session's RAY_* switches: the join path must set what it needs itself.
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("RAY_")}, **extra}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def silent_listener() -> Iterator[int]:
+    """A port that accepts TCP connections and never says anything: not a Ray cluster."""
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        for conn in accepted:
+            conn.close()
+        server.close()
+
+
+def test_an_address_where_nothing_listens_fails_within_the_timeout():
+    port = _free_port()
+    start = time.monotonic()
+    with pytest.raises(RayUnreachableError, match=rf"no Ray cluster at 127\.0\.0\.1:{port}: nothing accepted"):
+        init_ray(f"127.0.0.1:{port}", connect_timeout=2)
+    assert time.monotonic() - start < 10  # ray.init alone retries such an address for over 5 minutes
+
+
+def test_a_port_that_is_not_ray_fails_within_the_timeout(silent_listener):
+    start = time.monotonic()
+    with pytest.raises(RayUnreachableError, match="accepts connections but does not answer as a Ray cluster"):
+        init_ray(f"127.0.0.1:{silent_listener}", connect_timeout=2)
+    assert time.monotonic() - start < 10
+
+
+def test_the_timeout_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv(CONNECT_TIMEOUT_ENV, "1")
+    start = time.monotonic()
+    with pytest.raises(RayUnreachableError, match="nothing accepted a connection"):
+        init_ray(f"127.0.0.1:{_free_port()}")
+    assert time.monotonic() - start < 5
+    monkeypatch.setenv(CONNECT_TIMEOUT_ENV, "0")
+    with pytest.raises(UsageError, match=f"{CONNECT_TIMEOUT_ENV}='0' must be a number of seconds > 0"):
+        init_ray(f"127.0.0.1:{_free_port()}")
+
+
+@pytest.mark.parametrize("address", ["nonsense", "host:", ":6379", "ray://h:x"])
+def test_a_malformed_address_is_one_usage_error(address):
+    with pytest.raises(RayUnreachableError, match="is not host:port, ray://host:port or auto"):
+        init_ray(address, connect_timeout=1)
+
+
+def test_joining_the_local_head_on_loopback_stays_on_loopback(ray_local, tmp_path):
+    """A driver without any RAY_* switch joins 127.0.0.1:port; without the loopback settings Ray would turn
+    127.0.0.1 into the eth0 address and never reach a head that listens on loopback only."""
+    trace = [STRACE, *STRACE_ARGS, "-o", str(tmp_path / "join.strace")] if STRACE else []
+    env = _clean_env(
+        RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(ray_local.home / ".ray" / "auth_token"), HOME=str(tmp_path)
+    )
+    done = subprocess.run(
+        [*trace, sys.executable, "-c", JOIN, ray_local.address],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"driver": "127.0.0.1", "task": "127.0.0.1"}
+    if STRACE:
+        peers = _ip_peers(tmp_path / "join.strace")
+        assert peers and all(peer.startswith("127.") for peer in peers), peers
+
+
+def _ip_peers(strace_log: Path) -> set[str]:
+    return set(re.findall(r'inet_addr\("([^"]+)"\)', strace_log.read_text()))
+
+
+def _run(*command: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(list(command), capture_output=True, text=True, check=False, **kwargs)
+
+
+@pytest.fixture
+def sealed_head(tmp_path) -> Iterator[dict]:
+    """A Ray head at 10.77.9.1 in a network namespace joined by a veth pair to a second, empty namespace and to
+    nothing else: no packet can leave, no default route exists, and an attempt to reach 8.8.8.8 shows in strace."""
+    if os.geteuid() != 0 or IP is None:
+        pytest.skip("needs root and iproute2 to make network namespaces")
+    tag = uuid.uuid4().hex[:6]
+    ns, peer_ns = f"h1b-join-{tag}", f"h1b-peer-{tag}"
+    if _run(IP, "netns", "add", ns).returncode != 0:
+        pytest.skip("network namespaces cannot be created here")
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "ray_bootstrap_config.yaml").write_text("{}\n")
+    token = home / "token"
+    token.write_text(uuid.uuid4().hex * 2)
+    temp = Path("/tmp") / f"h1b-{tag}"
+    env = _clean_env(
+        HOME=str(home),
+        RAY_USAGE_STATS_ENABLED="0",
+        RAY_USAGE_STATS_REPORT_URL="http://127.0.0.1:9/",
+        RAY_AUTH_MODE="token",
+        RAY_AUTH_TOKEN_PATH=str(token),
+    )
+    ray_bin = str(Path(sys.executable).parent / "ray")
+    try:
+        for step in (
+            ["netns", "add", peer_ns],
+            ["link", "add", f"va{tag}", "type", "veth", "peer", "name", f"vb{tag}"],
+            ["link", "set", f"va{tag}", "netns", ns],
+            ["link", "set", f"vb{tag}", "netns", peer_ns],
+            ["-n", ns, "addr", "add", "10.77.9.1/24", "dev", f"va{tag}"],
+            ["-n", ns, "link", "set", "lo", "up"],
+            ["-n", ns, "link", "set", f"va{tag}", "up"],
+            ["-n", peer_ns, "link", "set", f"vb{tag}", "up"],
+        ):
+            made = _run(IP, *step)
+            assert made.returncode == 0, (step, made.stderr)
+        head = _run(
+            IP, "netns", "exec", ns, ray_bin, "start", "--head", "--node-ip-address=10.77.9.1", "--port=6379",
+            "--num-cpus=1", "--include-dashboard=false", f"--temp-dir={temp}", "--disable-usage-stats",
+            env=env, timeout=180,
+        )  # fmt: skip
+        assert head.returncode == 0, head.stdout[-2000:] + head.stderr[-2000:]
+        yield {"ns": ns, "env": env, "address": "10.77.9.1:6379"}
+    finally:
+        for name in (ns, peer_ns):
+            for pid in _run(IP, "netns", "pids", name).stdout.split():
+                _run("kill", "-9", pid)
+        time.sleep(1)
+        for name in (ns, peer_ns):
+            _run(IP, "netns", "del", name)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.mark.skipif(STRACE is None, reason="strace is not installed")
+def test_a_remote_cluster_is_joined_from_the_address_on_its_route(sealed_head, tmp_path):
+    log = tmp_path / "remote.strace"
+    done = _run(
+        IP, "netns", "exec", sealed_head["ns"], STRACE, *STRACE_ARGS, "-o", str(log),
+        sys.executable, "-c", JOIN, sealed_head["address"],
+        env=sealed_head["env"], cwd=REPO, timeout=180,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"driver": "10.77.9.1", "task": "10.77.9.1"}
+    peers = _ip_peers(log)
+    assert "10.77.9.1" in peers
+    assert all(peer == "10.77.9.1" or peer.startswith("127.") for peer in peers), peers  # no 8.8.8.8
