@@ -22,9 +22,15 @@ class DownloadConfig:
     save_additional_columns: list[str] = field(default_factory=list)  # input columns copied to parquet and json
     number_sample_per_shard: int = 10000  # URLs per output shard: the unit of work and of resume
     thread_count: int = 32  # concurrent downloads inside one shard task
-    timeout: float = 10.0  # seconds, for connecting and between received bytes
+    timeout: float = 10.0  # seconds for one socket operation: connecting, the TLS handshake, one read
+    # seconds for one URL's whole fetch: every hop, retry, backoff wait, connect, headers and body. It holds against
+    # a server that trickles bytes (where `timeout` never fires); past it the URL is `deadline_exceeded`.
+    deadline: float = 60.0
     retries: int = 2  # extra attempts after a timeout, a connection error, HTTP 429 or 5xx
-    backoff: float = 0.5  # seconds before the first retry, doubled for each next one
+    backoff: float = 0.5  # retry n waits uniform [0, backoff * 2**n] seconds ("full jitter")
+    # a 429 or 503 with Retry-After waits that long instead of the backoff when it is at most this many seconds
+    # and fits the deadline; a longer one ends the URL at once with http_429 / http_503
+    retry_after_cap: float = 30.0
     per_host_concurrency: int = 4  # open requests to one host from one shard task
     max_bytes: int = 32 * 1024 * 1024  # larger responses are cut off and reported too_large
     max_redirects: int = 5
@@ -48,6 +54,10 @@ class DownloadConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.timeout <= 0 or self.backoff < 0:
             raise ValueError(f"timeout must be > 0 and backoff >= 0, got {self.timeout} and {self.backoff}")
+        if self.deadline <= 0 or self.retry_after_cap < 0:
+            raise ValueError(
+                f"deadline must be > 0 and retry_after_cap >= 0, got {self.deadline} and {self.retry_after_cap}"
+            )
 
 
 def load_download_config(config_path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> DictConfig:

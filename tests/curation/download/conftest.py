@@ -2,6 +2,7 @@
 
 import contextlib
 import io
+import socket
 import threading
 import time
 from collections import Counter
@@ -16,6 +17,7 @@ import ultralytics
 from PIL import Image
 
 SLOW_SECONDS = 2.5  # longer than every test's timeout
+TRICKLE_SECONDS = 0.2  # the trickling routes send one byte per this many seconds
 MAX_BYTES = 2 * 1024 * 1024  # the tests' max_bytes; the oversize routes send more
 JPEG = (Path(ultralytics.__file__).parent / "assets" / "zidane.jpg").read_bytes()
 
@@ -41,6 +43,30 @@ REDIRECTS = {
     "/redirect-name-metadata": "http://metadata.test/latest/",
     "/redirect-ftp": "ftp://127.0.0.1/a.jpg",
 }
+# path -> the X-Robots-Tag header(s) of a 200 image response
+ROBOTS_TAGGED = {
+    "/noai.jpg": ["noindex, noai"],
+    "/otherbot-noai.jpg": ["otherbot: noai"],
+    "/mybot-noai.jpg": ["humans1b: noimageai"],
+    "/noai-semicolon.jpg": ["noai; noimageai"],
+    "/scoped-noai.jpg": ["otherbot: noindex, humans1b: noai"],
+    "/two-robots-headers.jpg": ["otherbot: noai", "humans1b: noindex"],
+    "/preview-none.jpg": ["max-image-preview: none"],  # "none" is a value here, not the none directive
+}
+# path -> the X-Robots-Tag header of a redirect to /good.jpg
+ROBOTS_TAGGED_REDIRECTS = {
+    "/redirect-noai": "noai",
+    "/redirect-scoped-noai": "otherbot: noindex, humans1b: noai",
+    "/redirect-otherbot-noai": "otherbot: noai",
+}
+# path -> (status, Retry-After, how many first requests get that answer before a 200; None: all of them)
+RETRY_AFTER = {
+    "/retry-after-1.jpg": (429, "1", 1),
+    "/retry-after-5.jpg": (429, "5", None),
+    "/retry-after-3600.jpg": (429, "3600", None),
+    "/retry-after-bad.jpg": (503, "soon", None),
+    "/busy-503.jpg": (503, "0", 1),
+}
 
 
 @dataclass
@@ -49,6 +75,8 @@ class ImageServer:
     hits: Counter = field(default_factory=Counter)  # path -> requests received
     user_agents: list[str] = field(default_factory=list)
     host_headers: list[str] = field(default_factory=list)
+    hit_times: dict[str, list[float]] = field(default_factory=dict)  # path -> time.monotonic() of each request
+    closing: threading.Event = field(default_factory=threading.Event)  # set on teardown: trickles stop
 
     def url(self, path: str) -> str:
         return self.base + path
@@ -60,14 +88,29 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args) -> None:  # keep test output clean
         pass
 
-    def _send(self, status: int, body: bytes = b"", content_type: str = "image/jpeg", **headers: str) -> None:
+    def _send(
+        self,
+        status: int,
+        body: bytes = b"",
+        content_type: str = "image/jpeg",
+        repeated: tuple[tuple[str, str], ...] = (),  # headers that may occur more than once
+        **headers: str,
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
-        for name, value in headers.items():
-            self.send_header(name.replace("_", "-"), value)
+        for name, value in [*((n.replace("_", "-"), v) for n, v in headers.items()), *repeated]:
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
+
+    def _trickle(self, data: bytes) -> None:
+        """Send `data` one byte per TRICKLE_SECONDS: every single read succeeds in time, the whole never does."""
+        self.close_connection = True
+        for i in range(len(data)):
+            if self.server.state.closing.wait(TRICKLE_SECONDS):
+                return
+            self.wfile.write(data[i : i + 1])
 
     def do_GET(self) -> None:
         state = self.server.state
@@ -75,6 +118,7 @@ class _Handler(BaseHTTPRequestHandler):
         with self.server.lock:
             state.hits[path] += 1
             hits = state.hits[path]
+            state.hit_times.setdefault(path, []).append(time.monotonic())
             state.user_agents.append(self.headers.get("User-Agent", ""))
             state.host_headers.append(self.headers.get("Host", ""))
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up (timeouts, size caps)
@@ -107,12 +151,27 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Type", "image/jpeg")
             self.end_headers()
             self.wfile.write(JPEG[:3] + b"\0" * (MAX_BYTES + 10))
-        elif path == "/noai.jpg":
-            self._send(200, JPEG, X_Robots_Tag="noindex, noai")
-        elif path == "/otherbot-noai.jpg":
-            self._send(200, JPEG, X_Robots_Tag="otherbot: noai")
-        elif path == "/mybot-noai.jpg":
-            self._send(200, JPEG, X_Robots_Tag="humans1b: noimageai")
+        elif path in ROBOTS_TAGGED:
+            self._send(200, JPEG, repeated=tuple(("X-Robots-Tag", v) for v in ROBOTS_TAGGED[path]))
+        elif path in ROBOTS_TAGGED_REDIRECTS:
+            self._send(302, b"", "text/plain", Location="/good.jpg", X_Robots_Tag=ROBOTS_TAGGED_REDIRECTS[path])
+        elif path == "/404-noai.jpg":
+            self._send(404, b"not found", "text/plain", X_Robots_Tag="noai")
+        elif path in RETRY_AFTER:
+            status, retry_after, until = RETRY_AFTER[path]
+            if until is None or hits <= until:
+                self._send(status, b"busy", "text/plain", Retry_After=retry_after)
+            else:
+                self._send(200, JPEG)
+        elif path == "/trickle-head.jpg":  # status line and headers one byte at a time
+            head = f"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: {len(JPEG)}\r\n\r\n"
+            self._trickle(head.encode() + JPEG)
+        elif path == "/trickle-body.jpg":  # the head at once, then the body one byte at a time
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Content-Length", str(len(JPEG)))
+            self.end_headers()
+            self._trickle(JPEG)
         elif path.startswith("/chain/"):  # /chain/N redirects N more times
             left = int(path.rsplit("/", 1)[1])
             self._send(302, b"", "text/plain", Location=f"/chain/{left - 1}") if left else self._send(200, JPEG)
@@ -139,6 +198,7 @@ def image_server() -> Iterator[ImageServer]:
     try:
         yield server.state
     finally:
+        server.state.closing.set()
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
@@ -155,3 +215,33 @@ def fake_resolver(table: dict[str, list[str]]):
         return table[host]
 
     return resolve
+
+
+@pytest.fixture
+def tls_trickle_port() -> Iterator[int]:
+    """A port on 127.0.0.1 whose TLS handshake never ends: it answers the ClientHello with the 5-byte header of a
+    16 KiB handshake record, then sends that record one byte per TRICKLE_SECONDS. One connection at a time."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.05)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn, contextlib.suppress(OSError):  # the client hung up
+                conn.recv(4096)
+                conn.sendall(b"\x16\x03\x03\x40\x00")
+                while not stop.wait(TRICKLE_SECONDS):
+                    conn.sendall(b"\x00")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        listener.close()

@@ -3,8 +3,9 @@ import time
 import pytest
 
 from curation.download.config import DownloadConfig
-from curation.download.fetch import Fetcher, image_extension, opted_out
+from curation.download.fetch import Fetcher, image_extension
 from curation.download.host_limiter import HostLimiter
+from curation.download.robots_tag import opted_out
 from tests.curation.download.conftest import JPEG, MAX_BYTES, PNG, SLOW_SECONDS, ImageServer, fake_resolver
 
 TIMEOUT = 0.5
@@ -30,6 +31,14 @@ CASES = {
     "/noai.jpg": ("opted_out", 1),
     "/mybot-noai.jpg": ("opted_out", 1),
     "/otherbot-noai.jpg": ("jpg", 1),  # a directive for another crawler does not apply
+    "/noai-semicolon.jpg": ("opted_out", 1),  # "noai; noimageai"
+    "/scoped-noai.jpg": ("opted_out", 1),  # "otherbot: noindex, humans1b: noai"
+    "/two-robots-headers.jpg": ("opted_out", 1),  # "otherbot: noai" + "humans1b: noindex"
+    "/preview-none.jpg": ("jpg", 1),  # "max-image-preview: none"
+    "/404-noai.jpg": ("opted_out", 1),  # every response is read for an opt-out
+    "/redirect-noai": ("opted_out", 1),
+    "/redirect-scoped-noai": ("opted_out", 1),
+    "/redirect-otherbot-noai": ("jpg", 1),
     "/redirect-good": ("jpg", 1),
     "/redirect-relative": ("png", 1),
     "/loop-a": ("redirect_loop", 1),
@@ -58,6 +67,14 @@ def test_each_route_gives_its_outcome(image_server: ImageServer, path: str) -> N
     if expected == "png":
         assert result.data == PNG
     fetcher.close()
+
+
+@pytest.mark.parametrize("path", ["/redirect-noai", "/redirect-scoped-noai"])
+def test_an_opt_out_on_a_redirect_hop_ends_the_fetch(image_server: ImageServer, path: str) -> None:
+    result = Fetcher(config()).fetch(image_server.url(path))
+    assert result.error_kind == "opted_out" and result.attempts == 1
+    assert result.error_message.endswith(f"from {image_server.url(path)}")
+    assert image_server.hits["/good.jpg"] == 0  # the redirect target is never requested
 
 
 def test_redirect_hops_are_each_counted(image_server: ImageServer) -> None:
