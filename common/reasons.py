@@ -32,6 +32,9 @@ class RejectReason(StrEnum):
     BALANCE_DOWNSAMPLED = "balance_downsampled"
     # reading the raw input (listed here to keep the order above)
     BAD_FILE_NAME = "bad_file_name"  # a file name that is not valid UTF-8: it cannot be stored or fetched again
+    SYMLINK_OUTSIDE_INPUT = "symlink_outside_input"  # a symlink resolving outside its input root: never opened
+    DANGLING_SYMLINK = "dangling_symlink"  # a symlink to nothing, or in a loop of symlinks (ELOOP)
+    NOT_A_REGULAR_FILE = "not_a_regular_file"  # a FIFO, socket or device: never opened (a FIFO would block)
 
 
 def stage_error(stage: str) -> str:

@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from common.filesystem import resolve
 from common.safe_tar import UnsafeTarError, check_member_name
+from curation.readers.open_input import Refused, open_source
 from curation.readers.parquet import _is_image_struct, detect_image_column
 from curation.readers.rows import MAX_FILE_BYTES
 from curation.readers.shard import PARQUET_SUFFIX, TAR_SUFFIXES
@@ -45,7 +45,7 @@ def fetch_images(locations: Iterable[Location], *, max_file_bytes: int = MAX_FIL
                 got = _read_parquet_rows(source, named, max_file_bytes)
             else:
                 got = {}
-        except (OSError, tarfile.TarError, EOFError, pa.ArrowException) as e:
+        except (OSError, tarfile.TarError, EOFError, pa.ArrowException, Refused) as e:
             log.warning("cannot read back %s: %s", source, e)
             continue
         for member, data in got.items():
@@ -57,8 +57,7 @@ def fetch_images(locations: Iterable[Location], *, max_file_bytes: int = MAX_FIL
 
 
 def _read_file(source: str, max_file_bytes: int) -> bytes | None:
-    fs, inner = resolve(source)
-    with fs.open_input_stream(inner) as stream:
+    with open_source(source) as stream:  # a file swapped for a FIFO or device since the score phase is refused
         data = stream.read(max_file_bytes + 1)
     if len(data) > max_file_bytes:
         log.warning("%s is over %d bytes", source, max_file_bytes)
@@ -67,10 +66,9 @@ def _read_file(source: str, max_file_bytes: int) -> bytes | None:
 
 
 def _read_tar_members(source: str, wanted: set[str], max_file_bytes: int) -> dict[str, bytes]:
-    fs, inner = resolve(source)
     got: dict[str, bytes] = {}
     with (
-        fs.open_input_stream(inner, compression=None) as stream,
+        open_source(source) as stream,
         tarfile.open(fileobj=stream, mode="r|*", encoding="utf-8", errors="backslashreplace") as tar,
     ):
         for info in tar:
@@ -89,9 +87,8 @@ def _read_tar_members(source: str, wanted: set[str], max_file_bytes: int) -> dic
 
 def _read_parquet_rows(source: str, wanted: set[str], max_file_bytes: int) -> dict[str, bytes]:
     rows = {int(m): m for m in wanted if m.isdigit()}
-    fs, inner = resolve(source)
     got: dict[str, bytes] = {}
-    with fs.open_input_file(inner) as handle:
+    with open_source(source, seekable=True) as handle:
         parquet = pq.ParquetFile(handle)
         column = detect_image_column(parquet.schema_arrow)
         if column is None:

@@ -4,11 +4,10 @@ import logging
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from common.filesystem import resolve
 from common.reasons import RejectReason
+from curation.readers.open_input import InputTree, Refused
 from curation.readers.rows import MAX_FILE_BYTES, ShardRows
 from curation.readers.shard import InputShard
 
@@ -38,11 +37,13 @@ def detect_image_column(schema: pa.Schema, image_column: str | None = None) -> s
     return structs[0] if len(structs) == 1 else None
 
 
-def image_column_of(fs: pafs.FileSystem, path: str, image_column: str | None) -> tuple[str | None, bool]:
-    """(image column, whether the schema could be read). An unreadable file stays an input: its read records why."""
+def image_column_of(tree: InputTree, path: str, image_column: str | None) -> tuple[str | None, bool]:
+    """(image column, whether the schema could be read) of the file `path` of `tree`. An unreadable file stays an
+    input: its read records why."""
     try:
-        schema = pq.read_schema(path, filesystem=fs)
-    except (OSError, pa.ArrowException) as e:
+        with tree.open(path, seekable=True) as handle:
+            schema = pq.read_schema(handle)
+    except (OSError, pa.ArrowException, Refused) as e:
         log.warning("cannot read the schema of %s (%s); it is kept as an input so its damage is recorded", path, e)
         return None, False
     return detect_image_column(schema, image_column), True
@@ -56,9 +57,12 @@ def read_parquet_shard(shard: InputShard, *, max_file_bytes: int = MAX_FILE_BYTE
     def add(member: str | None, image: bytes | None, reason: str | None = None) -> None:
         rows.add(source=source, key_source=key_source, member=member, image=image, reason=reason)
 
-    fs, inner = resolve(source)
     try:
-        handle = fs.open_input_file(inner)
+        handle = InputTree(shard.root).open(shard.paths[0], seekable=True)
+    except Refused as e:
+        log.warning("not opened: %s", e)
+        add(None, None, e.reason)
+        return rows.table()
     except OSError as e:
         log.warning("cannot open %s: %s", source, e)
         add(None, None, RejectReason.READ_ERROR)

@@ -35,6 +35,9 @@ READER_REASONS: tuple[str, ...] = (
     RejectReason.DUPLICATE_MEMBER,
     RejectReason.NULL_IMAGE,
     RejectReason.BAD_FILE_NAME,
+    RejectReason.SYMLINK_OUTSIDE_INPUT,
+    RejectReason.DANGLING_SYMLINK,
+    RejectReason.NOT_A_REGULAR_FILE,
 )
 
 

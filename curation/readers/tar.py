@@ -12,10 +12,10 @@ import zlib
 
 import pyarrow as pa
 
-from common.filesystem import resolve
 from common.reasons import RejectReason
 from common.safe_tar import UnsafeTarError, check_member_name
 from common.shard_reader import split_member_name
+from curation.readers.open_input import InputTree, Refused
 from curation.readers.rows import MAX_FILE_BYTES, ShardRows
 from curation.readers.shard import IMAGE_EXTENSIONS, InputShard
 
@@ -76,12 +76,11 @@ class _TarRows:
 def read_tar_shard(shard: InputShard, *, max_file_bytes: int = MAX_FILE_BYTES) -> pa.Table:
     """One row per image member in archive order, plus the rows that account for everything else."""
     out = _TarRows(shard)
-    fs, inner = resolve(out.source)
     reading: str | None = None  # the member whose data is being read when damage hits
     try:
-        # compression=None: tarfile's "r|*" detects gzip/bz2/xz itself, from the bytes rather than the name.
+        # Opened as stored: tarfile's "r|*" detects gzip/bz2/xz itself, from the bytes rather than the name.
         with (
-            fs.open_input_stream(inner, compression=None) as stream,
+            InputTree(shard.root).open(shard.paths[0]) as stream,
             tarfile.open(
                 fileobj=stream, mode="r|*", tarinfo=_EndTrackingTarInfo, encoding="utf-8", errors="backslashreplace"
             ) as tar,
@@ -116,6 +115,8 @@ def read_tar_shard(shard: InputShard, *, max_file_bytes: int = MAX_FILE_BYTES) -
             raise tarfile.ReadError(f"the archive ends without its end-of-archive blocks ({end})")
     except _DAMAGE_ERRORS as e:
         _record_failure(out, reading, RejectReason.ARCHIVE_DAMAGED, e)
+    except Refused as e:  # a symlink out of the tree, a FIFO, a device: not opened
+        _record_failure(out, reading, e.reason, e)
     except OSError as e:
         _record_failure(out, reading, RejectReason.READ_ERROR, e)
     out.end_sample()
