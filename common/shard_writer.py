@@ -2,7 +2,8 @@
 
 Tars get a fixed mtime, owner and mode, so identical input gives byte-identical shards. All three files are
 written under temporary names and renamed when the shard is complete; `_stats.json` is renamed last and is
-the shard's completion marker.
+the shard's completion marker. Its `files` entry holds the size and SHA-256 of the tar and the parquet, hashed
+while they are written (`common.completion_marker` checks the sizes on resume).
 """
 
 import hashlib
@@ -16,9 +17,10 @@ from types import TracebackType
 from typing import Any, Self
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import webdataset as wds
 
+from common.completion_marker import FILES
+from common.file_digest import HashingWriter, write_parquet
 from common.schemas import SHARD_BASE_FIELDS
 
 log = logging.getLogger(__name__)
@@ -43,7 +45,8 @@ def shard_paths(out_dir: Path, shard_id: int) -> dict[str, Path]:
 
 
 def shard_is_complete(out_dir: Path, shard_id: int) -> bool:
-    """True once the completion marker exists; it is renamed into place after the tar and the parquet."""
+    """True once the completion marker exists; it is renamed into place after the tar and the parquet. Resume code
+    also checks the files against it (common.completion_marker.trust_marker)."""
     return shard_paths(Path(out_dir), shard_id)["stats"].exists()
 
 
@@ -80,12 +83,12 @@ class ShardWriter:
         self._keys: set[str] = set()
         self._ext_counts: dict[str, int] = {}
         self.notes: dict[str, Any] = {}  # extra JSON-able entries for `_stats.json` (e.g. what could not be written)
-        self._file = None
+        self._file: HashingWriter | None = None
         self._tar: wds.TarWriter | None = None
 
     def __enter__(self) -> Self:
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        self._file = open(self._tmp["tar"], "wb")  # closed in __exit__
+        self._file = HashingWriter(open(self._tmp["tar"], "wb"))  # closed in __exit__; hashes the tar as it streams
         self._tar = wds.TarWriter(self._file, user="", group="", mode=0o644, encoder=False, mtime=TAR_MTIME)
         return self
 
@@ -135,6 +138,7 @@ class ShardWriter:
         assert self._tar is not None and self._file is not None
         self._tar.close()
         self._file.close()
+        tar_record = self._file.record()
         self._tar = self._file = None
         if exc_type is not None:
             for tmp in self._tmp.values():
@@ -143,16 +147,17 @@ class ShardWriter:
                 "shard %s abandoned after %s; nothing renamed into place", shard_name(self.shard_id), exc_type.__name__
             )
             return
-        self._finish()
+        self._finish(tar_record)
 
-    def _finish(self) -> None:
+    def _finish(self, tar_record: dict) -> None:
         table = pa.Table.from_pylist(self._rows, schema=self.index_schema)
-        pq.write_table(table, self._tmp["parquet"])
+        parquet_record = write_parquet(table, self._tmp["parquet"])
         stats = {
             "shard": shard_name(self.shard_id),
             "count": len(self._rows),
-            "tar_bytes": self._tmp["tar"].stat().st_size,
+            "tar_bytes": tar_record["bytes"],
             "files_per_extension": dict(sorted(self._ext_counts.items())),
+            FILES: {self.paths["tar"].name: tar_record, self.paths["parquet"].name: parquet_record},
             **self.notes,
         }
         self._tmp["stats"].write_bytes(encode_json(stats))

@@ -1,7 +1,7 @@
-"""Runs the download phase: read the URL lists, plan output shards, skip those whose `_stats.json` exists, download
-the rest as Ray tasks (one per shard), then sum every shard's stats."""
+"""Runs the download phase: read the URL lists, plan output shards, skip those whose `_stats.json` exists and whose
+tar and parquet still have the sizes it records, download the rest as Ray tasks (one per shard), then sum every
+shard's stats."""
 
-import json
 import logging
 import time
 from collections import Counter
@@ -13,6 +13,7 @@ import ray
 from omegaconf import DictConfig
 from tqdm import tqdm
 
+from common.completion_marker import load_marker, trust_marker
 from common.config import ConfigError, save_resolved_config, to_object
 from common.ray_bootstrap import ray_session
 from common.shard_writer import shard_paths
@@ -34,8 +35,7 @@ class DownloadRun:
 
 
 def _read_stats(out: Path, shard_id: int) -> dict | None:
-    path = shard_paths(out, shard_id)["stats"]
-    return json.loads(path.read_text()) if path.exists() else None
+    return load_marker(shard_paths(out, shard_id)["stats"])
 
 
 @ray.remote
@@ -46,17 +46,21 @@ def _download_task(cfg: DownloadConfig, shard_id: int, table: pa.Table, start: i
 
 
 def _check_resume_matches(out: Path, table: pa.Table, n: int, shard_count: int) -> list[int]:
-    """The shard ids still to download; a finished shard of a different URL list is an error, not a skip."""
+    """The shard ids still to download: no `_stats.json`, or a tar or parquet that no longer has the size it records
+    (one stat per file; trust_marker logs and removes what it cannot trust). A finished shard of a different URL list
+    is an error, not a skip."""
     todo = []
     for shard_id in range(shard_count):
         stats = _read_stats(out, shard_id)
         if stats is None:
             todo.append(shard_id)
-        elif stats["urls_sha256"] != urls_fingerprint(table[URL].slice(shard_id * n, n).to_pylist()):
+        elif stats.get("urls_sha256") != urls_fingerprint(table[URL].slice(shard_id * n, n).to_pylist()):
             raise RuntimeError(
                 f"{shard_paths(out, shard_id)['stats']} was written for other URLs than the input now gives that "
                 "shard: the URL list or number_sample_per_shard changed since that run; write to a new output folder"
             )
+        elif not trust_marker(shard_paths(out, shard_id)["stats"], stats, shard=f"shard {shard_id:05d}"):
+            todo.append(shard_id)
     return todo
 
 

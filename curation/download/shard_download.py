@@ -1,8 +1,9 @@
 """One output shard: download its URLs on a thread pool and write it in the img2dataset layout.
 
 `%05d.tar` holds the images that downloaded (`<key>.<ext>`, `<key>.txt` caption, `<key>.json` metadata),
-`%05d.parquet` one row per input URL with its status and error, and `%05d_stats.json` the counts. All three are
-written under temporary names and renamed into place, the stats file last: it is the shard's completion marker.
+`%05d.parquet` one row per input URL with its status and error, and `%05d_stats.json` the counts and the size and
+SHA-256 of the tar and the parquet (`files`, hashed while they are written). All three are written under temporary
+names and renamed into place, the stats file last: it is the shard's completion marker.
 """
 
 import hashlib
@@ -17,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import webdataset as wds
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 import common.image_decode  # noqa: F401  (registers the HEIF opener for the header read below)
+from common.completion_marker import FILES
+from common.file_digest import HashingWriter, write_parquet
 from common.shard_writer import PARTIAL_SUFFIX, TAR_MTIME, shard_paths
 from curation.download.address_guard import Resolver, system_resolver
 from curation.download.config import DownloadConfig
@@ -112,8 +114,8 @@ def download_shard(
         _row(key, url, caption, result) for key, url, caption, result in zip(keys, urls, captions, results, strict=True)
     ]
     with (
-        open(tmp["tar"], "wb") as file,
-        wds.TarWriter(file, user="", group="", mode=0o644, encoder=False, mtime=TAR_MTIME) as tar,
+        HashingWriter(open(tmp["tar"], "wb")) as tar_file,  # hashes the tar as it streams
+        wds.TarWriter(tar_file, user="", group="", mode=0o644, encoder=False, mtime=TAR_MTIME) as tar,
     ):
         for i, (row, result) in enumerate(zip(rows, results, strict=True)):
             if not result.ok:
@@ -127,7 +129,7 @@ def download_shard(
     index = pa.Table.from_pylist(rows, schema=pa.schema(BASE_FIELDS))
     for name in cfg.save_additional_columns:
         index = index.append_column(name, table[name])
-    pq.write_table(index, tmp["parquet"])
+    parquet_record = write_parquet(index, tmp["parquet"])
 
     statuses = Counter(row["status"] for row in rows)
     stats = {
@@ -139,6 +141,7 @@ def download_shard(
         "requests": sum(r.attempts for r in results),
         "urls_sha256": urls_fingerprint(urls),
         "duration": round(time.perf_counter() - start, 3),
+        FILES: {paths["tar"].name: tar_file.record(), paths["parquet"].name: parquet_record},
     }
     tmp["stats"].write_bytes(_json_bytes(stats))
     for kind in ("tar", "parquet", "stats"):  # the stats file last: it marks the shard complete

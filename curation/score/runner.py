@@ -18,7 +18,7 @@ from curation.models.registry import check_weights
 from curation.readers import READER_REASONS, InputShard, discover_input_shards, read_dataset
 from curation.score.config import ScoreConfig
 from curation.score.funnel import add_counts, check_invariant, reason_owner
-from curation.score.sink import CandidateSink, read_marker
+from curation.score.sink import CandidateSink, part_is_intact, read_marker
 from curation.score.stage_runner import apply_stage
 from curation.stages.aesthetic import AestheticStage
 from curation.stages.base import Stage
@@ -88,6 +88,18 @@ def check_resume_matches(shards: Sequence[InputShard], candidates: Path) -> None
             )
 
 
+def shards_to_score(shards: Sequence[InputShard], candidates: Path) -> list[InputShard]:
+    """Shards without a marker, or whose part no longer matches its marker (a stat and a footer read per shard:
+    see part_is_intact, which logs and removes what it cannot trust)."""
+    check_resume_matches(shards, candidates)
+    todo = []
+    for shard in shards:
+        marker = read_marker(candidates, shard.shard_id)
+        if marker is None or not part_is_intact(candidates, shard.shard_id, marker):
+            todo.append(shard)
+    return todo
+
+
 def run_score(cfg_node: DictConfig) -> ScoreRun:
     cfg: ScoreConfig = to_object(cfg_node)
     out = Path(cfg.output)
@@ -97,8 +109,7 @@ def run_score(cfg_node: DictConfig) -> ScoreRun:
     shards = discover_input_shards(cfg.input, files_per_shard=cfg.files_per_shard)
     if not shards:
         raise ValueError(f"no input images, tars or parquet files found under {list(cfg.input)}")
-    check_resume_matches(shards, candidates)
-    todo = [s for s in shards if read_marker(candidates, s.shard_id) is None]
+    todo = shards_to_score(shards, candidates)
     save_resolved_config(cfg_node, out)
     if todo:
         require_weights(cfg)

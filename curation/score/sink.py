@@ -1,7 +1,9 @@
 """Collects streamed candidate rows per input shard and writes each shard once all its rows have arrived.
 
 `candidates/part-XXXXX.parquet` is renamed into place first, then `part-XXXXX.done.json`, the completion marker
-that holds the shard's funnel and stage times. A shard without a marker is redone from scratch on resume.
+that holds the shard's funnel, stage times and the part's size and SHA-256 (`files`). A shard without a marker, or
+whose part no longer matches it (`part_is_intact`), is redone from scratch on resume; the select phase checks the
+digest as it reads each part (`curation.select.candidates`).
 """
 
 import json
@@ -14,6 +16,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from common.completion_marker import FILES, discard, load_marker, trust_marker
+from common.file_digest import write_parquet
 from curation.score.funnel import funnel_counts
 from curation.stages.base import STAGE_SECONDS
 
@@ -31,14 +35,37 @@ def marker_path(out_dir: Path, shard_id: int) -> Path:
 
 
 def read_marker(out_dir: Path, shard_id: int) -> dict | None:
-    path = marker_path(out_dir, shard_id)
-    return json.loads(path.read_text()) if path.exists() else None
+    """The shard's marker, or None when it has none (an unreadable marker is removed: see load_marker)."""
+    return load_marker(marker_path(out_dir, shard_id))
 
 
-def _replace_atomically(path: Path, write) -> None:
+def part_is_intact(out_dir: Path, shard_id: int, marker: dict) -> bool:
+    """Resume's check: the part has the size its marker records and a parquet footer holding the marker's row count.
+    Costs a stat and a footer read, never the whole part. When it fails, one WARNING line says why and the marker and
+    the part are removed, so the shard is scored again."""
+    shard = f"shard {shard_id:05d}"
+    if not trust_marker(marker_path(out_dir, shard_id), marker, shard=shard):
+        return False
+    part = part_path(out_dir, shard_id)
+    try:
+        rows = pq.read_metadata(part).num_rows
+    except (pa.ArrowInvalid, OSError) as err:
+        problem = f"its parquet footer cannot be read ({err})"
+    else:
+        if rows == marker.get("rows"):
+            return True
+        problem = f"its parquet footer counts {rows} rows, its marker {marker.get('rows')}"
+    log.warning("%s: %s: %s is redone", part, problem, shard)
+    discard(marker_path(out_dir, shard_id), part)
+    return False
+
+
+def _replace_atomically(path: Path, write):
+    """Write through a temporary name and rename into place; returns what `write` returned."""
     tmp = path.with_name(path.name + ".partial")
-    write(tmp)
+    result = write(tmp)
     os.replace(tmp, path)
+    return result
 
 
 class CandidateSink:
@@ -102,13 +129,15 @@ class CandidateSink:
             schema=self.schema,
         )
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        _replace_atomically(part_path(self.out_dir, shard_id), lambda p: pq.write_table(candidates, p))
+        path = part_path(self.out_dir, shard_id)
+        record = _replace_atomically(path, lambda p: write_parquet(candidates, p))  # hashed as it is written
         marker = {
             "shard_id": shard_id,
             "source": self.shard_sources[shard_id],
             "rows": table.num_rows,
             "funnel": funnel_counts(table, self.stage_names, self.owner),
             "stage_seconds": {k: round(v, 6) for k, v in sorted(seconds.items())},
+            FILES: {path.name: record},
         }
         _replace_atomically(marker_path(self.out_dir, shard_id), lambda p: p.write_text(json.dumps(marker, indent=1)))
         self.completed.append(shard_id)

@@ -1,14 +1,27 @@
-"""The score phase's kept candidates as the select phase needs them: metadata columns and the CLIP matrix."""
+"""The score phase's kept candidates as the select phase needs them: metadata columns and the CLIP matrix.
+
+Each part is read once into memory, hashed and parsed from that buffer, so checking it against the SHA-256 its
+completion marker records costs no second read. A part that does not match (or has no marker) gets its marker
+removed, so that `humans1b curate score` redoes that shard, and loading stops with one error naming the parts.
+"""
 
 import hashlib
+import json
+import logging
+import re
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as pads
+import pyarrow.parquet as pq
 
+from common.completion_marker import discard, recorded_files
+from common.file_digest import record_of
 from curation.layout import CANDIDATES_DIR, SCORE_STATS, PhaseNotRunError
+from curation.score.sink import marker_path, part_path, read_marker
+
+log = logging.getLogger(__name__)
 
 # Everything select and write need, except the embedding, which is read once as a matrix.
 META_COLUMNS = [
@@ -28,6 +41,14 @@ META_COLUMNS = [
 ]
 
 
+_PART_ID = re.compile(r"^part-(\d+)\.(?:parquet|done\.json)$")
+_NAMED = 5  # parts named in the error; the log has a line for each
+
+
+class CandidatesNotScoredError(PhaseNotRunError):
+    """Candidate parts that are missing or do not match their completion markers: the score phase must redo them."""
+
+
 def load_kept_candidates(run_dir: Path) -> tuple[pa.Table, np.ndarray]:
     """(metadata sorted by key, float16 CLIP matrix in the same row order) of rows the score phase kept."""
     if not (run_dir / SCORE_STATS).exists():
@@ -35,11 +56,70 @@ def load_kept_candidates(run_dir: Path) -> tuple[pa.Table, np.ndarray]:
             f"{run_dir / SCORE_STATS} is missing: the score phase has not finished in {run_dir}; "
             "run `humans1b curate score` (or `humans1b curate`) there first"
         )
-    ds = pads.dataset(sorted(str(p) for p in (run_dir / CANDIDATES_DIR).glob("part-*.parquet")), format="parquet")
-    table = ds.to_table(columns=[*META_COLUMNS, "clip"], filter=pc.field("reject_reason").is_null())
-    table = table.sort_by("key")
+    candidates = run_dir / CANDIDATES_DIR
+    shard_ids = _shard_ids(run_dir)
+    if not shard_ids:
+        raise PhaseNotRunError(f"{candidates} holds no candidate parts: run `humans1b curate score` there first")
+    tables, problems = [], []
+    for shard_id in shard_ids:
+        part = _read_verified_part(candidates, shard_id)
+        if isinstance(part, str):
+            log.warning("%s", part)
+            problems.append(part)
+        else:
+            tables.append(part)
+    if problems:
+        more = len(problems) - _NAMED
+        named = "; ".join(problems[:_NAMED]) + (f"; and {more} more" if more > 0 else "")
+        raise CandidatesNotScoredError(
+            f"{named}: {'its shard is' if len(problems) == 1 else 'their shards are'} marked for redo; run "
+            "`humans1b curate score` (or `humans1b curate`) with the same config and output=, then select again"
+        )
+    table = pa.concat_tables(tables).sort_by("key")
     clip = clip_matrix(table["clip"])
     return table.drop_columns(["clip"]), clip
+
+
+def _shard_ids(run_dir: Path) -> list[int]:
+    """Every shard the score phase made: the ids of the parts and markers on disk, and all ids below the shard count
+    stats.json records, so that a shard whose files are both gone is noticed too."""
+    candidates = run_dir / CANDIDATES_DIR
+    names = [p.name for p in candidates.iterdir()] if candidates.is_dir() else []
+    ids = {int(m.group(1)) for name in names if (m := _PART_ID.match(name))}
+    try:
+        shards = json.loads((run_dir / SCORE_STATS).read_text()).get("shards")
+    except (ValueError, AttributeError):  # not JSON, or not an object: the part files still list the shards
+        shards = None
+    if isinstance(shards, int):
+        ids.update(range(shards))
+    return sorted(ids)
+
+
+def _read_verified_part(candidates: Path, shard_id: int) -> pa.Table | str:
+    """The part's kept rows, after checking its bytes against its marker's SHA-256; else what is wrong with it (the
+    marker is then removed, so that the score phase redoes the shard)."""
+    part, marker_file = part_path(candidates, shard_id), marker_path(candidates, shard_id)
+    marker = read_marker(candidates, shard_id)
+    if marker is None:
+        return f"{part} has no completion marker (its shard is not scored)"
+    recorded = (recorded_files(marker) or {}).get(part.name)
+    if recorded is None:
+        discard(marker_file)
+        return f"{marker_file} records no digest of {part.name} (written by an older version)"
+    try:
+        data = part.read_bytes()
+    except FileNotFoundError:
+        discard(marker_file)
+        return f"{part} is missing"
+    found = record_of(data)
+    if found != recorded:
+        discard(marker_file)
+        return (
+            f"{part} does not match its completion marker ({found['bytes']} bytes, sha256 {found['sha256'][:16]}; "
+            f"recorded {recorded['bytes']} bytes, sha256 {str(recorded['sha256'])[:16]})"
+        )
+    reader = pa.BufferReader(data)
+    return pq.read_table(reader, columns=[*META_COLUMNS, "clip"], filters=pc.field("reject_reason").is_null())
 
 
 def clip_matrix(column: pa.ChunkedArray) -> np.ndarray:

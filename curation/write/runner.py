@@ -1,6 +1,7 @@
 """Runs the write phase: selection.parquet (sorted by key) cut into shards of `shard_size` rows, one Ray task per
 shard not yet complete, then manifest.json. A shard's `_stats.json` marks it complete and records its plan (a digest
-of its keys and the write settings), so a re-run skips finished shards and refuses ones from another selection."""
+of its keys and the write settings) and the size and SHA-256 of its tar and parquet, so a re-run skips finished
+shards, rewrites one whose files no longer have their recorded sizes, and refuses ones from another selection."""
 
 import hashlib
 import json
@@ -14,8 +15,9 @@ import pyarrow.parquet as pq
 import ray
 from tqdm import tqdm
 
+from common.completion_marker import load_marker, trust_marker
 from common.image_decode import DecodeConfig
-from common.shard_writer import shard_is_complete, shard_name, shard_paths
+from common.shard_writer import shard_name, shard_paths
 from curation.layout import MANIFEST, SELECTION, SHARDS_DIR, PhaseNotRunError
 from curation.write.config import WriteConfig
 from curation.write.shard_task import write_shard
@@ -50,21 +52,10 @@ def run_write(output: str | Path, cfg: WriteConfig, decode: DecodeConfig, *, con
     """Needs a connected Ray (the caller's ray_session)."""
     out = Path(output)
     start = time.perf_counter()
-    path = out / SELECTION
-    if not path.exists():
-        raise PhaseNotRunError(f"{path} is missing: run `humans1b curate select` (or `humans1b curate`) first")
     shards_dir = out / SHARDS_DIR
-    plans = plan_shards(pq.read_table(path), cfg.shard_size)
+    plans = plan_shards(read_selection(out), cfg.shard_size)
     digests = [plan_digest(rows, cfg, decode) for rows in plans]
-    todo = []
-    for shard_id, digest in enumerate(digests):
-        if not shard_is_complete(shards_dir, shard_id):
-            todo.append(shard_id)
-        elif _shard_stats(shards_dir, shard_id).get("plan") != digest:
-            raise RuntimeError(
-                f"{shard_paths(shards_dir, shard_id)['tar']} was written from another selection or other write "
-                f"settings; write to a new output directory or delete {shards_dir}"
-            )
+    todo = shards_to_write(shards_dir, digests)
     _refuse_extra_shards(shards_dir, len(plans))
     if todo:
         log.info("write: %d of %d shards to write", len(todo), len(plans))
@@ -79,6 +70,39 @@ def run_write(output: str | Path, cfg: WriteConfig, decode: DecodeConfig, *, con
         log.info("write: all %d shards already written", len(plans))
     manifest = _write_manifest(out, shards_dir, len(plans), config_hash)
     return WriteRun(manifest, len(todo), time.perf_counter() - start)
+
+
+def read_selection(out: Path) -> pa.Table:
+    """selection.parquet; one that cannot be read (cut off, overwritten) counts as missing: select makes it again."""
+    path = out / SELECTION
+    if not path.exists():
+        raise PhaseNotRunError(f"{path} is missing: run `humans1b curate select` (or `humans1b curate`) first")
+    try:
+        return pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as err:
+        log.warning("%s cannot be read (%s): treated as missing", path, err)
+        raise PhaseNotRunError(
+            f"{path} cannot be read ({err}): run `humans1b curate select` (or `humans1b curate`) again to redo it"
+        ) from err
+
+
+def shards_to_write(shards_dir: Path, digests: list[str]) -> list[int]:
+    """Shards without a marker, or whose tar or parquet no longer has the size its marker records (one stat per
+    file; trust_marker logs and removes what it cannot trust). A marker of another plan is refused."""
+    todo = []
+    for shard_id, digest in enumerate(digests):
+        path = shard_paths(shards_dir, shard_id)["stats"]
+        stats = load_marker(path)
+        if stats is None:
+            todo.append(shard_id)
+        elif stats.get("plan") != digest:
+            raise RuntimeError(
+                f"{shard_paths(shards_dir, shard_id)['tar']} was written from another selection or other write "
+                f"settings; write to a new output directory or delete {shards_dir}"
+            )
+        elif not trust_marker(path, stats, shard=f"shard {shard_name(shard_id)}"):
+            todo.append(shard_id)
+    return todo
 
 
 def _refuse_extra_shards(shards_dir: Path, planned: int) -> None:

@@ -1,11 +1,15 @@
 """`humans1b curate [PHASE]`: the whole curation (score -> select -> write -> report) or one phase of it, on local
-Ray or on a cluster (--address). Every phase reads the same config, so a phase re-run sees the same settings."""
+Ray or on a cluster (--address). Every phase reads the same config, so a phase re-run sees the same settings.
+Each command holds its output directory's lock (common.run_lock) from start to end: one run per directory."""
 
 import argparse
 from pathlib import Path
 
+from omegaconf import DictConfig
+
 from common.config import ConfigError, add_config_arguments, to_object
 from common.ray_bootstrap import ray_session
+from common.run_lock import output_lock
 from curation.config import CurateConfig, load_curate_config, output_hash
 from curation.curate import run_curate
 from curation.download import load_download_config, run_download
@@ -55,11 +59,19 @@ def _phase_and_overrides(args: argparse.Namespace) -> tuple[str | None, list[str
 def run(args: argparse.Namespace) -> int:
     phase, overrides = _phase_and_overrides(args)
     if phase == DOWNLOAD:
-        print(download_summary(run_download(load_download_config(args.config, overrides))))
+        download_node = load_download_config(args.config, overrides)
+        with output_lock(download_node.output):
+            print(download_summary(run_download(download_node)))
         return 0
     cfg_node = load_curate_config(args.config, overrides)
     cfg: CurateConfig = to_object(cfg_node)
     out = Path(cfg.output)
+    with output_lock(out):
+        _run_phase(phase, cfg_node, cfg, out)
+    return 0
+
+
+def _run_phase(phase: str | None, cfg_node: DictConfig, cfg: CurateConfig, out: Path) -> None:
     if phase is None:
         result = run_curate(cfg_node)
         for line in summary_lines(result.score, result.select, result.write):
@@ -75,7 +87,6 @@ def run(args: argparse.Namespace) -> int:
         print(summary_lines(write=write)[0])
     else:
         print(f"report: {build_report(out, config=cfg.report).html}")
-    return 0
 
 
 def summary_lines(score=None, select=None, write=None) -> list[str]:

@@ -72,6 +72,10 @@ def test_round_trip_webdataset_and_pyarrow(tmp_path):
         "count": 37,
         "tar_bytes": paths["tar"].stat().st_size,
         "files_per_extension": {"jpg": 37, "json": 37},
+        "files": {
+            p.name: {"bytes": p.stat().st_size, "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
+            for p in (paths["tar"], paths["parquet"])
+        },
     }
 
 

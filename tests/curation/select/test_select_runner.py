@@ -7,6 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from common.file_digest import record_file
 from common.schemas import candidate_schema
 from curation.select.balanced_sampling import SamplingConfig
 from curation.select.config import SelectConfig
@@ -19,6 +20,12 @@ D = 16
 
 def unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def mark_scored(part) -> None:
+    """The completion marker the score phase writes next to each part; select checks the part's bytes against it."""
+    marker = {"rows": pq.read_metadata(part).num_rows, "files": {part.name: record_file(part)}}
+    part.with_name(part.name.replace(".parquet", ".done.json")).write_text(json.dumps(marker))
 
 
 def write_candidates(run, n_unique: int = 120, seed: int = 0) -> dict[str, set[str]]:
@@ -51,6 +58,7 @@ def write_candidates(run, n_unique: int = 120, seed: int = 0) -> dict[str, set[s
         add(f"r{i:04d}", hashes[i], base[i], 9.0, reason="too_small")  # rejected upstream: never selected
     (run / "candidates").mkdir(parents=True)
     pq.write_table(pa.Table.from_pylist(rows, schema=candidate_schema(D)), run / "candidates" / "part-00000.parquet")
+    mark_scored(run / "candidates" / "part-00000.parquet")
     (run / "stats.json").write_text("{}")
     return planted
 
@@ -120,6 +128,7 @@ def test_nothing_kept_upstream_gives_an_empty_selection(run):
     table = pq.read_table(path)
     pq.write_table(table.set_column(table.schema.get_field_index("reject_reason"), "reject_reason",
                                     pa.array(["no_person"] * table.num_rows)), path)  # fmt: skip
+    mark_scored(path)
     result = run_select(run, config(), seed=0)
     assert result.stats["rows_in"] == result.stats["kept"] == 0
     assert pq.read_table(run / "selection.parquet").num_rows == 0
