@@ -16,6 +16,9 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from common.config import bounded
+from common.errors import UsageError
+
 if TYPE_CHECKING:
     from omegaconf import DictConfig
 
@@ -39,34 +42,39 @@ _TRUE = {"1", "true", "yes", "on", "y", "t"}  # the strings ultralytics' env_boo
 
 @dataclass
 class YoloConfig:
-    """An ultralytics YOLO model: a weights path, an ultralytics release name, or a model yaml (random init)."""
+    """An ultralytics YOLO model: a weights path (.pt, or .safetensors written by `humans1b models convert-yolo`), an
+    ultralytics release name, or a model yaml (random init)."""
 
     weights: str = "yolo11m.pt"  # ultralytics release name, resolved like ultralytics: cwd, then its weights_dir
     task: str = "detect"  # "detect" or "pose": the loader refuses weights of another task
-    imgsz: int = 640  # ultralytics predict default; YOLO11 is trained at 640
-    conf: float = 0.25  # ultralytics predict default, a floor for NMS only: stages apply their own thresholds
-    iou: float = 0.7  # ultralytics NMS IoU default
-    max_det: int = 300  # ultralytics default
-    person_class: int = 0  # COCO class 0 is person
-    batch_size: int = 16  # images per forward pass
+    imgsz: int = bounded(640, ge=32)  # ultralytics predict default; YOLO11 is trained at 640
+    conf: float = bounded(
+        0.25, ge=0, le=1
+    )  # ultralytics predict default, a floor for NMS only: stages apply their own thresholds
+    iou: float = bounded(0.7, ge=0, le=1)  # ultralytics NMS IoU default
+    max_det: int = bounded(300, ge=1)  # ultralytics default
+    person_class: int = bounded(0, ge=0)  # COCO class 0 is person
+    batch_size: int = bounded(16, ge=1)  # images per forward pass
     half: bool = True  # fp16 compute on CUDA (ultralytics quantize=16); never on CPU
     device: str = "auto"  # "auto": CUDA when available, else CPU
-    seed: int = 0  # random init from a yaml
+    seed: int = bounded(0, ge=0)  # random init from a yaml
+    # The weights file's expected sha256 (hex); when set, a file that differs is refused before any of it is parsed
+    sha256: str | None = None
 
 
 @dataclass
 class TinyClipArch:
     """A small open_clip architecture, registered under ClipConfig.model at load time."""
 
-    embed_dim: int = 64
-    image_size: int = 64
-    patch_size: int = 16
-    vision_width: int = 128
-    vision_layers: int = 2
-    vision_head_width: int = 64
-    text_width: int = 64
-    text_heads: int = 2
-    text_layers: int = 2
+    embed_dim: int = bounded(64, ge=1)
+    image_size: int = bounded(64, ge=1)
+    patch_size: int = bounded(16, ge=1)
+    vision_width: int = bounded(128, ge=1)
+    vision_layers: int = bounded(2, ge=1)
+    vision_head_width: int = bounded(64, ge=1)
+    text_width: int = bounded(64, ge=1)
+    text_heads: int = bounded(2, ge=1)
+    text_layers: int = bounded(2, ge=1)
     # The text tower keeps open_clip's bundled BPE tokenizer (vocab 49408, context 77), so real prompts tokenise.
 
     def open_clip_config(self) -> dict[str, Any]:
@@ -98,18 +106,18 @@ class ClipConfig:
     arch: TinyClipArch | None = None  # set: `model` is registered with open_clip as this architecture
     cache_dir: str | None = None  # open_clip's cache_dir; None: the Hugging Face hub cache (HF_HUB_CACHE)
     precision: str = "fp32"  # open_clip precision: fp32, fp16, bf16, amp
-    batch_size: int = 64  # images or prompts per forward pass
+    batch_size: int = bounded(64, ge=1)  # images or prompts per forward pass
     device: str = "auto"
-    seed: int = 0  # random init when pretrained is ""
+    seed: int = bounded(0, ge=0)  # random init when pretrained is ""
 
 
 @dataclass
 class AestheticConfig:
     # LAION improved-aesthetic-predictor, trained on L2-normalised CLIP ViT-L/14 embeddings; None: random init
     weights: str | None = f"weights/{LAION_AESTHETIC_NAME}"
-    input_dim: int = 768  # CLIP ViT-L/14 embedding size
+    input_dim: int = bounded(768, ge=1)  # CLIP ViT-L/14 embedding size
     device: str = "auto"
-    seed: int = 0  # random init when weights is None
+    seed: int = bounded(0, ge=0)  # random init when weights is None
 
 
 @dataclass
@@ -117,9 +125,9 @@ class NsfwConfig:
     # LAION CLIP-based NSFW detector, fed L2-normalised CLIP ViT-L/14 embeddings as clip-retrieval does.
     # None: random init (the tiny profile).
     weights: str | None = f"weights/{LAION_NSFW_NAME}"  # safetensors, or a torch state dict (weights_only=True)
-    input_dim: int = 768  # CLIP ViT-L/14 embedding size
+    input_dim: int = bounded(768, ge=1)  # CLIP ViT-L/14 embedding size
     device: str = "auto"
-    seed: int = 0  # random init when weights is None
+    seed: int = bounded(0, ge=0)  # random init when weights is None
 
 
 @dataclass
@@ -179,7 +187,7 @@ class ZeroShotConfig:
     text_overlay: ZeroShotHeadConfig = field(
         default_factory=lambda: ZeroShotHeadConfig(positive=list(TEXT_OVERLAY), negative=list(CLEAN_PHOTO))
     )
-    logit_scale: float = 100.0  # CLIP's learned temperature, clamped at 100 and ending there
+    logit_scale: float = bounded(100.0, gt=0)  # CLIP's learned temperature, clamped at 100 and ending there
 
 
 ZERO_SHOT_HEADS = ("realism", "text_overlay")
@@ -308,19 +316,19 @@ def yolo_weight_dirs() -> list[Path]:
 
 
 def is_release_name(weights: str) -> bool:
-    """A bare file name like `yolo11m.pt`: ultralytics looks it up and downloads it when missing."""
-    return Path(weights).name == weights and not weights.endswith(YAML_SUFFIXES)
+    """A bare .pt file name like `yolo11m.pt`: ultralytics looks it up and downloads it when missing."""
+    return Path(weights).name == weights and weights.endswith(".pt")
 
 
 def find_yolo_weights(weights: str) -> Path | None:
-    """The file ultralytics would load for `weights`, without downloading: a path, or a release name in cwd or a
-    weights_dir. None when it is not on disk (or is a yaml)."""
+    """The file `weights` names, without downloading: a path, or a bare file name in cwd or a weights_dir (where
+    ultralytics finds release names). None when it is not on disk (or is a yaml)."""
     if weights.endswith(YAML_SUFFIXES):
         return None
     path = Path(weights).expanduser()
     if path.is_file():
         return path.absolute()
-    if is_release_name(weights):
+    if Path(weights).name == weights:  # a bare name: looked up like ultralytics looks up release names
         for d in yolo_weight_dirs():
             if (d / weights).is_file():
                 return d / weights
@@ -336,6 +344,11 @@ def yolo_weights_problem(cfg: YoloConfig, key: str, *, offline: bool) -> str | N
         return f"{key}: model yaml {weights} does not exist; set {key} to a yaml file or weights file"
     if find_yolo_weights(weights) is not None:
         return None
+    if weights.endswith(".safetensors"):
+        return (
+            f"{key}: weights file {weights} does not exist; write it from the ultralytics .pt with "
+            f"`humans1b models convert-yolo IN.pt {weights}` or set {key}=PATH"
+        )
     if not is_release_name(weights):
         return f"{key}: weights file {weights} does not exist; put the ultralytics .pt file there or set {key}=PATH"
     if not offline:
@@ -346,6 +359,20 @@ def yolo_weights_problem(cfg: YoloConfig, key: str, *, offline: bool) -> str | N
         f"{key}: {weights} is not on disk (looked in {looked}) and downloads are off. "
         f"Download {weights} from {ULTRALYTICS_RELEASES} into {dirs[0]}, or set {key}=/path/to/{weights}"
     )
+
+
+def check_yolo_weights(cfg: YoloConfig, key: str) -> None:
+    """Raise UnsafeCheckpointError (a UsageError) if the YOLO weights file of `cfg`, when on disk, must not be
+    loaded; a model yaml cannot carry a sha256 pin."""
+    if cfg.weights.endswith(YAML_SUFFIXES):
+        if cfg.sha256:
+            raise UsageError(f"{key.rsplit('.', 1)[0]}.sha256 pins a weights file, but {key}={cfg.weights} is a yaml")
+        return
+    found = find_yolo_weights(cfg.weights)
+    if found is not None:
+        from curation.models.yolo_file import read_yolo_weights
+
+        read_yolo_weights(found, sha256=cfg.sha256, key=key)
 
 
 # --- open_clip: pretrained tags and the caches they resolve to -------------------------------------------------------
@@ -463,9 +490,14 @@ def check_weights(
 
     A library's own name (`yolo11m.pt`, an open_clip tag) counts as missing only when it is not cached and downloads
     are off: `offline`, or by default the libraries' own switches (YOLO_OFFLINE, HF_HUB_OFFLINE).
+
+    A YOLO weights file that is on disk is checked here already (sha256 pin, pickle check or converted-file check),
+    so a file that must not be loaded raises UnsafeCheckpointError (a UsageError) in the driver, before Ray starts.
     """
     yolo_offline = env_flag("YOLO_OFFLINE") if offline is None else offline
     hf_offline = env_flag("HF_HUB_OFFLINE") if offline is None else offline
+    check_yolo_weights(models_cfg.detector, f"{prefix}.detector.weights")
+    check_yolo_weights(models_cfg.pose, f"{prefix}.pose.weights")
     problems = [
         yolo_weights_problem(models_cfg.detector, f"{prefix}.detector.weights", offline=yolo_offline),
         yolo_weights_problem(models_cfg.pose, f"{prefix}.pose.weights", offline=yolo_offline),

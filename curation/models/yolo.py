@@ -1,5 +1,6 @@
-"""Person detection and pose with ultralytics YOLO: load (weights, release name or random-init yaml) and run batched
-inference, returning person boxes (+ 17 COCO keypoints for pose) in pixels of each given image."""
+"""Person detection and pose with ultralytics YOLO: load (a checked .pt, a converted pickle-free .safetensors, a release
+name or a random-init yaml) and run batched inference, returning person boxes (+ 17 COCO keypoints for pose) in pixels
+of each given image."""
 
 import logging
 from collections.abc import Sequence
@@ -11,10 +12,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from curation.models.pickle_guard import check_model_pickle
 from curation.models.registry import (
     YAML_SUFFIXES,
     YoloConfig,
+    check_yolo_weights,
     env_flag,
     find_yolo_weights,
     prepare_ultralytics_env,
@@ -22,6 +23,8 @@ from curation.models.registry import (
     yolo_weight_dirs,
     yolo_weights_problem,
 )
+from curation.models.yolo_file import SAFETENSORS_SUFFIX, load_checked_pt, read_yolo_weights
+from curation.models.yolo_safetensors import build_yolo
 
 if TYPE_CHECKING:
     from ultralytics import YOLO
@@ -53,6 +56,7 @@ def load_yolo(cfg: YoloConfig, *, key: str) -> "YOLO":
     from ultralytics import YOLO
 
     if cfg.weights.endswith(YAML_SUFFIXES):
+        check_yolo_weights(cfg, key)  # refuses a sha256 pin on a yaml
         log.warning("%s: building %s with random weights (seed %d)", key, cfg.weights, cfg.seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
@@ -65,8 +69,9 @@ def load_yolo(cfg: YoloConfig, *, key: str) -> "YOLO":
             found = yolo_weight_dirs()[0] / cfg.weights
             log.info("%s: downloading %s into %s", key, cfg.weights, found.parent)
             found = Path(attempt_download_asset(found))
-        check_model_pickle(found)  # ultralytics unpickles the whole file: refuse one that would run code
-        model = YOLO(str(found), verbose=False)
+        # Read once and checked (pin, then pickle or converted-file check); these bytes are what gets loaded.
+        data = read_yolo_weights(found, sha256=cfg.sha256, key=key)
+        model = build_yolo(data, found, key=key) if found.suffix == SAFETENSORS_SUFFIX else load_checked_pt(data, found)
     if model.task != cfg.task:
         raise ValueError(f"{key}: {cfg.weights} is a {model.task!r} model, expected {cfg.task!r}")
     name = str(model.names.get(cfg.person_class, ""))

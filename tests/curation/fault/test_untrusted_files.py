@@ -6,12 +6,17 @@ Loaders of a path in the repository (torch.load, pickle and np.load nowhere else
 - curation.models.clip.load_clip: open_clip with weights_only=True
 - common.training.checkpoint.load_checkpoint: safetensors weights, optimizer state with weights_only=True
 - common.models.checkpoint.load_backbone, common.models.official: safetensors only
-- curation.models.yolo.load_yolo: ultralytics unpickles whole .pt models, so the pickle's globals are checked first
+- curation.models.yolo.load_yolo: ultralytics unpickles whole .pt models, so every pickle in the file is checked
+  statically against the allowlist of genuine checkpoints first (curation/models/pickle_guard.py), and the checked
+  bytes are what ultralytics loads; converted .safetensors load with no pickle at all
 """
 
 import dataclasses
 import json
+import os
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,10 +28,12 @@ from common.training.checkpoint import load_checkpoint
 from common.training.distributed import DistInfo
 from curation.models.clip import load_clip
 from curation.models.mlp_weights import read_state_dict
-from curation.models.pickle_guard import UnsafeCheckpointError, check_model_pickle
+from curation.models.pickle_guard import UnsafeCheckpointError, check_checkpoint
 from curation.models.registry import tiny_profile
 from curation.models.yolo import load_yolo
 from curation.models.zero_shot import LinearProbe
+from curation.sample_corpus.sources import photo_path
+from tests.cli_lines import HUMANS1B, error_line
 
 
 class Payload:
@@ -88,17 +95,98 @@ def test_yolo_loader_refuses_a_pickle_payload(payload, tmp_path):
     weights = tmp_path / "yolo11n.pt"
     path.rename(weights)
     cfg = dataclasses.replace(tiny_profile().detector, weights=str(weights))
-    with pytest.raises(UnsafeCheckpointError, match=r"yolo11n\.pt would call io\.open"):
+    with pytest.raises(UnsafeCheckpointError) as refused:
         load_yolo(cfg, key="models.detector.weights")
+    assert str(refused.value).startswith(
+        f"models.detector.weights: {weights}: refused: its pickle data.pkl calls io.open with arguments, which no "
+        "genuine ultralytics detect or pose checkpoint does; nothing in it was run."
+    )
     assert not marker.exists()
 
 
 def test_yolo_loader_accepts_a_real_ultralytics_checkpoint(tmp_path):
     from ultralytics import YOLO
 
-    cfg = tiny_profile().detector  # yolo11n.yaml: random weights
-    model = load_yolo(cfg, key="models.detector.weights")
-    model.save(str(tmp_path / "yolo11n.pt"))
-    check_model_pickle(tmp_path / "yolo11n.pt")  # only torch / ultralytics modules inside
-    reloaded = load_yolo(dataclasses.replace(cfg, weights=str(tmp_path / "yolo11n.pt")), key="models.detector.weights")
-    assert isinstance(reloaded, YOLO) and reloaded.task == "detect"
+    release = tmp_path / "yolo11n.pt"  # trained one epoch and stripped by ultralytics itself, as a release is
+    command = ["-m", "curation.models.yolo_genuine", "checkpoint", "--model", "yolo11n.yaml", str(release)]
+    subprocess.run([sys.executable, *command], check=True, capture_output=True, env={**os.environ})
+    check_checkpoint(release.read_bytes(), release)  # only what genuine checkpoints hold
+    cfg = dataclasses.replace(tiny_profile().detector, weights=str(release))
+    reloaded = load_yolo(cfg, key="models.detector.weights")
+    assert isinstance(reloaded, YOLO) and reloaded.task == "detect" and reloaded.names == {0: "person"}
+
+
+# --- through the real CLI: a hostile weights file fails `humans1b curate score` in the driver, before Ray -----------
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+class Reduce:
+    def __init__(self, func, *args) -> None:
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return self.func, self.args
+
+
+def _score_with_weights(weights: Path, tmp_path: Path) -> subprocess.CompletedProcess:
+    folder = tmp_path / "photos"
+    folder.mkdir(exist_ok=True)
+    (folder / "zidane.jpg").write_bytes(photo_path("zidane").read_bytes())
+    command = [
+        str(HUMANS1B),
+        "curate",
+        "score",
+        "--config",
+        "configs/curation/demo.yaml",
+        f"input=[{folder}]",
+        f"output={tmp_path / 'out'}",
+        f"models.detector.weights={weights}",
+    ]
+    return subprocess.run(command, capture_output=True, text=True, env={**os.environ}, cwd=REPO, timeout=600)
+
+
+def _autobackend_gadget(tmp_path: Path, marker: Path) -> Path:
+    """The reported hole: the outer pickle names only AutoBackend (an nn.Module under ultralytics.nn), called with
+    the path of a second file, which AutoBackend loads with full pickle."""
+    from ultralytics.nn.autobackend import AutoBackend
+
+    second = tmp_path / "second.pt"
+    torch.save({"model": Reduce(open, str(marker), "w")}, second)
+    gadget = tmp_path / "gadget.pt"
+    torch.save({"model": Reduce(AutoBackend, str(second)), "ema": None}, gadget)
+    return gadget
+
+
+def _exec_gadget(tmp_path: Path, marker: Path) -> Path:
+    gadget = tmp_path / "exec.pt"
+    torch.save({"model": Reduce(exec, f"open({str(marker)!r}, 'w')"), "ema": None}, gadget)
+    return gadget
+
+
+@pytest.mark.parametrize(
+    ("make", "refused"),
+    [
+        (_autobackend_gadget, "calls ultralytics.nn.autobackend.AutoBackend with arguments"),
+        (_exec_gadget, "calls builtins.exec with arguments"),
+    ],
+    ids=["autobackend", "exec"],
+)
+def test_hostile_yolo_weights_fail_the_score_cli_at_once(make, refused, tmp_path):
+    marker = tmp_path / "payload-ran"
+    gadget = make(tmp_path, marker)
+    with pytest.raises(BaseException):  # noqa: B017 - the control: unchecked, the gadget does run its payload
+        torch.load(gadget, weights_only=False)
+        raise RuntimeError("loaded")
+    assert marker.exists()
+    marker.unlink()
+
+    done = _score_with_weights(gadget, tmp_path)
+    assert done.returncode == 2, done.stderr
+    line = error_line(done.stderr)
+    assert line.startswith(
+        f"humans1b curate: models.detector.weights: {gadget}: refused: its pickle data.pkl {refused}"
+    )
+    assert "humans1b models convert-yolo IN.pt OUT.safetensors" in line and "models.detector.sha256=" in line
+    assert not marker.exists()
+    assert not (tmp_path / "out" / "candidates").exists()  # refused in the driver, before Ray and any stage

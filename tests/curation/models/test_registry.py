@@ -105,9 +105,10 @@ def test_check_weights_lists_every_missing_file_with_its_config_key(caches, no_n
     assert str(caches["cwd"] / "weights") in nsfw and f"models.nsfw.weights=/path/to/{LAION_NSFW_NAME}" in nsfw
 
 
-def test_check_weights_accepts_files_already_in_the_library_caches(caches, no_network):
-    (caches["weights"] / "yolo11m.pt").write_bytes(b"x")  # ultralytics weights_dir
-    (caches["cwd"] / "yolo11m-pose.pt").write_bytes(b"x")  # ultralytics looks in cwd first
+def test_check_weights_accepts_files_already_in_the_library_caches(caches, genuine_detect, no_network):
+    release = genuine_detect.read_bytes()  # YOLO files are checked, so they must look like a release
+    (caches["weights"] / "yolo11m.pt").write_bytes(release)  # ultralytics weights_dir
+    (caches["cwd"] / "yolo11m-pose.pt").write_bytes(release)  # ultralytics looks in cwd first
     _cache_hf_file(caches["hub"], VITL14_REPO, "open_clip_model.safetensors")
     (caches["cwd"] / "weights").mkdir()
     (caches["cwd"] / "weights" / LAION_AESTHETIC_NAME).write_bytes(b"x")
@@ -116,17 +117,41 @@ def test_check_weights_accepts_files_already_in_the_library_caches(caches, no_ne
     assert check_weights(OmegaConf.structured(ModelsConfig()), offline=True) == []  # a DictConfig works too
 
 
-def test_check_weights_finds_the_users_own_ultralytics_weights_dir_and_the_bin_checkpoint(caches, no_network):
+def test_check_weights_finds_the_users_own_ultralytics_weights_dir_and_the_bin_checkpoint(
+    caches, genuine_detect, no_network
+):
     own = caches["xdg"] / "own-weights"
     own.mkdir()
     (caches["xdg"] / "Ultralytics").mkdir()
     (caches["xdg"] / "Ultralytics" / "settings.json").write_text(json.dumps({"weights_dir": str(own)}))
-    (own / "yolo11m.pt").write_bytes(b"x")
+    (own / "yolo11m.pt").write_bytes(genuine_detect.read_bytes())
     assert find_yolo_weights("yolo11m.pt") == own / "yolo11m.pt"
     assert yolo_weight_dirs() == [caches["weights"], own]
     _cache_hf_file(caches["hub"], VITL14_REPO, "open_clip_pytorch_model.bin")
     keys = [p.split(":")[0] for p in check_weights(ModelsConfig(), offline=True)]
     assert keys == ["models.pose.weights", "models.aesthetic.weights", "models.nsfw.weights"]
+
+
+def test_check_weights_checks_yolo_files_on_disk_before_anything_loads(caches, genuine_detect, no_network):
+    """The driver's check: a hostile or unpinned-mismatching YOLO file fails with one line naming key and file."""
+    import hashlib
+
+    from curation.models.pickle_guard import UnsafeCheckpointError
+
+    hostile = caches["weights"] / "yolo11m.pt"
+    hostile.write_bytes(genuine_detect.read_bytes()[:100])  # truncated: not a readable archive
+    with pytest.raises(UnsafeCheckpointError, match=rf"^models\.detector\.weights: {hostile}: refused: it is not a"):
+        check_weights(ModelsConfig(), offline=True)
+    hostile.write_bytes(genuine_detect.read_bytes())
+    digest = hashlib.sha256(hostile.read_bytes()).hexdigest()
+    pose = YoloConfig(weights=str(genuine_detect), task="pose", sha256="0" * 64)
+    cfg = replace(ModelsConfig(), detector=YoloConfig(sha256=digest), pose=pose)
+    with pytest.raises(
+        UnsafeCheckpointError, match=rf"models\.pose\.weights: .*its sha256 is {digest}, not the pinned"
+    ):
+        check_weights(cfg, offline=True)
+    keys = [p.split(":")[0] for p in check_weights(replace(cfg, pose=replace(pose, sha256=digest)), offline=True)]
+    assert keys == ["models.clip.pretrained", "models.aesthetic.weights", "models.nsfw.weights"]
 
 
 def test_check_weights_online_leaves_library_names_to_the_library(caches, no_network, tmp_path):
