@@ -97,7 +97,8 @@ def production_sized_models() -> ModelsConfig:
 def score_config(profile: str) -> ScoreConfig:
     """demo.yaml as the pipeline runs it (stage batch sizes, audit mode), with the model set of `profile`. The plain
     loop reads neither input nor output; the config requires them."""
-    cfg: ScoreConfig = to_object(load_curate_config(DEMO_CONFIG, pipeline_overrides(SCRATCH, SCRATCH / "unused")))
+    overrides = pipeline_overrides(SCRATCH / "unused-input", SCRATCH / "unused")  # siblings: output never in input
+    cfg: ScoreConfig = to_object(load_curate_config(DEMO_CONFIG, overrides))
     return cfg if profile == "tiny" else replace(cfg, models=production_sized_models())
 
 

@@ -9,6 +9,7 @@ import numpy as np
 from pi_heif import register_heif_opener
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
+from common.config import bounded
 from common.reasons import RejectReason
 
 logger = logging.getLogger(__name__)
@@ -31,9 +32,10 @@ _ROTATED_ORIENTATIONS = frozenset({5, 6, 7, 8})  # EXIF orientations that swap w
 
 @dataclass
 class DecodeConfig:
-    min_short_side: int = 384  # Sapiens2 keeps images whose short side is >= 384 px
-    max_pixels: int = 89_478_485  # Pillow's own DecompressionBombWarning threshold (Image.MAX_IMAGE_PIXELS)
-    max_aspect_ratio: float = 4.0  # long side / short side
+    min_short_side: int = bounded(384, ge=0)  # Sapiens2 keeps images whose short side is >= 384 px
+    # Pillow's own DecompressionBombWarning threshold (Image.MAX_IMAGE_PIXELS)
+    max_pixels: int = bounded(89_478_485, gt=0)
+    max_aspect_ratio: float = bounded(4.0, ge=1)  # long side / short side
 
 
 @dataclass(frozen=True)

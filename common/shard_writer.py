@@ -20,6 +20,7 @@ import pyarrow as pa
 import webdataset as wds
 
 from common.completion_marker import FILES
+from common.errors import naming_path
 from common.file_digest import HashingWriter, write_parquet
 from common.schemas import SHARD_BASE_FIELDS
 
@@ -111,7 +112,8 @@ class ShardWriter:
             sample[ext] = encode_json(value) if isinstance(value, Mapping) else bytes(value)
         row = self._index_row(key, index or {}, sample)
         start = self._tar.tarstream.offset
-        self._tar.write(sample)
+        with naming_path(self._tmp["tar"]):  # a full disk's OSError names no file; the one-line report should
+            self._tar.write(sample)
         row["tar_offset"], row["tar_bytes"] = start, self._tar.tarstream.offset - start
         self._keys.add(key)
         self._rows.append(row)
@@ -136,8 +138,9 @@ class ShardWriter:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         assert self._tar is not None and self._file is not None
-        self._tar.close()
-        self._file.close()
+        with naming_path(self._tmp["tar"]):
+            self._tar.close()
+            self._file.close()
         tar_record = self._file.record()
         self._tar = self._file = None
         if exc_type is not None:
@@ -151,7 +154,8 @@ class ShardWriter:
 
     def _finish(self, tar_record: dict) -> None:
         table = pa.Table.from_pylist(self._rows, schema=self.index_schema)
-        parquet_record = write_parquet(table, self._tmp["parquet"])
+        with naming_path(self._tmp["parquet"]):
+            parquet_record = write_parquet(table, self._tmp["parquet"])
         stats = {
             "shard": shard_name(self.shard_id),
             "count": len(self._rows),
@@ -160,7 +164,8 @@ class ShardWriter:
             FILES: {self.paths["tar"].name: tar_record, self.paths["parquet"].name: parquet_record},
             **self.notes,
         }
-        self._tmp["stats"].write_bytes(encode_json(stats))
+        with naming_path(self._tmp["stats"]):
+            self._tmp["stats"].write_bytes(encode_json(stats))
         for kind in ("tar", "parquet", "stats"):  # the stats file last: it marks the shard complete
             os.replace(self._tmp[kind], self.paths[kind])
         log.debug("wrote shard %s with %d samples", self.paths["tar"], len(self._rows))

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from omegaconf import DictConfig, OmegaConf
 
-from common.config import config_hash
+from common.config import bounded, config_hash
 from curation.report import ReportConfig
 from curation.score.config import ScoreConfig, load_score_config
 from curation.select.config import SelectConfig
@@ -21,7 +21,8 @@ RUNTIME_KEYS = ("address", "num_cpus", "host", "input", "output")
 
 @dataclass
 class CurateConfig(ScoreConfig):
-    seed: int = 0  # k-means, SemDeDup, sampling and report thumbnails; same seed + same inputs = same shards
+    # k-means, SemDeDup, sampling and report thumbnails; same seed + same inputs = same shards
+    seed: int = bounded(0, ge=0)
     select: SelectConfig = field(default_factory=SelectConfig)
     write: WriteConfig = field(default_factory=WriteConfig)
     report: ReportConfig = field(default_factory=ReportConfig)

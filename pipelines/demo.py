@@ -9,7 +9,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from common.config import load_config, save_resolved_config, to_object
+from common.config import bounded, load_config, save_resolved_config, to_object
 from curation.config import load_curate_config
 from curation.curate import CurateRun, run_curate
 from curation.sample_corpus import SampleCorpusConfig, build_sample_corpus
@@ -27,14 +27,14 @@ log = logging.getLogger(__name__)
 class DemoConfig:
     output: str = ".demo"
     address: str | None = None  # a running Ray cluster; None starts a private local one
-    num_cpus: int | None = None
+    num_cpus: int | None = bounded(None, ge=1)
     corpus: SampleCorpusConfig = field(default_factory=SampleCorpusConfig)
     curate_config: str = "configs/curation/demo.yaml"
     curate_overrides: list[str] = field(default_factory=list)  # e.g. ["stages.detect.mode=reject"]
     pretrain_config: str = "configs/pretrain/tiny.yaml"
     pretrain_overrides: list[str] = field(default_factory=list)  # e.g. ["steps=100"]
     posttrain_config: str = "configs/posttrain/tiny.yaml"
-    predict_photos: int = 3  # corpus originals to predict on, per task
+    predict_photos: int = bounded(3, ge=1)  # corpus originals to predict on, per task
 
 
 @dataclass

@@ -5,7 +5,9 @@ from typing import Any
 
 from omegaconf import MISSING
 
+from common.config import bounded, check_ranges
 from common.training.distributed import DistributedConfig
+from posttrain.data.augment import AugmentConfig
 
 TASKS = ("pose", "seg", "pointmap", "normal", "albedo")
 
@@ -18,8 +20,8 @@ class BackboneConfig:
     checkpoint: str | None = None
     branch: str = "teacher"  # which backbone of a pretraining checkpoint: teacher (EMA, as DINOv2 uses) or student
     freeze: bool = False  # True: train the head only
-    layer_decay: float = 0.85  # lr · decay^(depth + 1 - layer); 1.0 turns it off
-    drop_path_rate: float = 0.0
+    layer_decay: float = bounded(0.85, gt=0, le=1)  # lr · decay^(depth + 1 - layer); 1.0 turns it off
+    drop_path_rate: float = bounded(0.0, ge=0, lt=1)
 
 
 @dataclass
@@ -28,21 +30,15 @@ class DataConfig:
     annotations: str | None = None  # pose: a COCO-format keypoint file
 
 
-@dataclass
-class AugmentSettings:  # posttrain.data.augment.AugmentConfig's fields; see there
+@dataclass(frozen=True)
+class AugmentSettings(AugmentConfig):  # AugmentConfig's fields and ranges (see there), and a switch
     enabled: bool = True
-    flip_p: float = 0.5
-    scale_range: tuple[float, float] = (0.75, 1.25)
-    rotate_p: float = 0.6
-    rotate_deg: float = 30.0
-    shift_p: float = 0.3
-    shift_frac: float = 0.16
 
 
 @dataclass
 class PoseSettings:
     keypoints: str = "sapiens308"  # a builtin spec (coco17, coco_wholebody133, sapiens308) or a spec JSON file
-    sigma: float = 2.0  # heatmap Gaussian, heatmap pixels
+    sigma: float = bounded(2.0, gt=0)  # heatmap Gaussian, heatmap pixels
     flip_test: bool = True  # average with the mirrored image's heatmaps at eval / predict
 
 
@@ -61,7 +57,7 @@ class PerTask:
 class PosttrainConfig:
     task: str = MISSING  # pose | seg | pointmap | normal | albedo
     output: str = MISSING  # checkpoints/, metrics.jsonl, predictions go here
-    image_size: tuple[int, int] = (1024, 768)  # (H, W) network input; Sapiens2 trains at 1024 x 768
+    image_size: tuple[int, int] = bounded((1024, 768), ge=1)  # (H, W) network input; Sapiens2 trains at 1024 x 768
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     heads: PerTask = field(default_factory=PerTask)  # keyword arguments of each task's head
     losses: PerTask = field(default_factory=PerTask)  # keyword arguments of each task's loss
@@ -69,27 +65,26 @@ class PosttrainConfig:
     train_data: DataConfig = field(default_factory=DataConfig)
     val_data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentSettings = field(default_factory=AugmentSettings)
-    steps: int = 1000
-    batch_size: int = 8  # per process
-    num_workers: int = 2
-    lr: float = 5e-4  # ViTPose / Sapiens fine-tuning scale for AdamW
-    min_lr: float = 0.0
-    weight_decay: float = 0.1
-    warmup_steps: int = 50  # capped at steps, so a short run of a long config still decays
-    grad_clip: float = 1.0
-    checkpoint_every: int = 500
-    eval_every: int = 0  # steps between evaluations on val_data (0: only `humans1b posttrain eval`)
-    log_every: int = 1
-    seed: int = 0
+    steps: int = bounded(1000, ge=1)
+    batch_size: int = bounded(8, ge=1)  # per process
+    num_workers: int = bounded(2, ge=0)
+    lr: float = bounded(5e-4, gt=0)  # ViTPose / Sapiens fine-tuning scale for AdamW
+    min_lr: float = bounded(0.0, ge=0)
+    weight_decay: float = bounded(0.1, ge=0)
+    warmup_steps: int = bounded(50, ge=0)  # capped at steps, so a short run of a long config still decays
+    grad_clip: float = bounded(1.0, gt=0)
+    checkpoint_every: int = bounded(500, ge=1)
+    eval_every: int = bounded(0, ge=0)  # steps between evaluations on val_data (0: only `humans1b posttrain eval`)
+    log_every: int = bounded(1, ge=1)
+    seed: int = bounded(0, ge=0)
     device: str = "auto"  # auto: cuda when present, else cpu
     tensorboard: bool = True
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
 
     def __post_init__(self) -> None:
+        check_ranges(self)
         if self.task != MISSING and self.task not in TASKS:
             raise ValueError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
-        if self.steps < 1 or self.warmup_steps < 0:
-            raise ValueError(f"need steps >= 1 and warmup_steps >= 0, got {self.steps}, {self.warmup_steps}")
         if self.backbone.branch not in ("teacher", "student"):
             raise ValueError(f"backbone.branch must be teacher or student, got {self.backbone.branch!r}")
 

@@ -8,14 +8,13 @@ import logging
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from common.models.checkpoint import check_state
+from common.models.checkpoint import check_state, read_safetensors
 from common.training.distributed import DistInfo
-from posttrain.backbone_loading import weights_file
+from posttrain.backbone_loading import SIZE_KEY, weights_file
 from posttrain.config import PosttrainConfig
 from posttrain.tasks.base import Task
 
@@ -35,10 +34,12 @@ def evaluate(cfg: PosttrainConfig, task: Task, model: nn.Module, device: torch.d
     return results
 
 
-def load_task_weights(model: nn.Module, checkpoint: str | Path) -> Path:
-    """A post-training run dir (its latest checkpoint) or its model.safetensors → `model` in place."""
-    path = weights_file(Path(checkpoint))
-    state = load_file(str(path))
-    check_state(state, model.state_dict(), path, f"{type(model).__name__} of this task and backbone size")
+def load_task_weights(model: nn.Module, checkpoint: str | Path, key: str = "--checkpoint") -> Path:
+    """A post-training run dir (its latest checkpoint) or its model.safetensors → `model` in place. `key`: where
+    the path came from, for the error when it holds nothing to load."""
+    path = weights_file(Path(checkpoint), key, "a post-training output dir or its model.safetensors")
+    state = read_safetensors(path)
+    model_name = f"{type(model).__name__} of this task and backbone size"
+    check_state(state, model.state_dict(), path, model_name, size_key=SIZE_KEY)
     model.load_state_dict(state)
     return path

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from common.errors import InputNotFoundError
 from posttrain.data.affine import fit_center_scale, warp_image, warp_matrix
 from posttrain.data.image_io import image_to_tensor, list_images, read_rgb
 from posttrain.tasks.base import Task
@@ -27,9 +28,9 @@ def image_files(inputs: list[str]) -> list[Path]:
         elif path.is_file():
             files.append(path)
         else:
-            raise FileNotFoundError(f"{path} is neither an image file nor a folder of images")
+            raise InputNotFoundError(f"--inputs: {path} is neither an image file nor a folder of images")
     if not files:
-        raise FileNotFoundError(f"no image files in {inputs}")
+        raise InputNotFoundError(f"--inputs: no image files in {inputs}")
     return files
 
 

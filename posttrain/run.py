@@ -35,7 +35,7 @@ def run_eval(cfg_node: DictConfig, checkpoint: str | None = None) -> dict[str, f
     cfg: PosttrainConfig = to_object(cfg_node)
     task, device = build_task(cfg), pick_device(cfg.device, DistInfo())
     model = build_model(cfg, task).to(device)
-    load_task_weights(model, checkpoint or cfg.output)
+    load_task_weights(model, checkpoint or cfg.output, "--checkpoint" if checkpoint else "output")
     results = evaluate(cfg, task, model, device, DistInfo())
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
@@ -47,6 +47,7 @@ def run_predict(cfg_node: DictConfig, inputs: list[str], checkpoint: str | None 
     """Predict on image files / folders with `checkpoint` (a post-training run; None: the configured backbone with
     an untrained head, which only shows the plumbing). Files go to <output>/predictions/."""
     cfg: PosttrainConfig = to_object(cfg_node)
+    files = image_files(inputs)  # a wrong path fails before a model is built
     task, device = build_task(cfg), pick_device(cfg.device, DistInfo())
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, task).to(device)
@@ -54,4 +55,4 @@ def run_predict(cfg_node: DictConfig, inputs: list[str], checkpoint: str | None 
         log.info("task weights from %s", load_task_weights(model, checkpoint))
     else:
         log.warning("no post-training checkpoint given: the %s head is untrained", cfg.task)
-    return predict_images(task, model, image_files(inputs), Path(cfg.output) / PREDICTIONS, cfg.input_wh, device)
+    return predict_images(task, model, files, Path(cfg.output) / PREDICTIONS, cfg.input_wh, device)

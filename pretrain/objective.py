@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from common.config import bounded
 from common.models import create_backbone
 from pretrain.dino_head import DINOHead
 from pretrain.losses.dino_loss import dino_loss
@@ -22,16 +23,16 @@ from pretrain.mae_decoder import MAEDecoder
 @dataclass
 class ObjectiveConfig:
     backbone: str = "tiny"  # a size of common.models.sizes.SIZES
-    decoder_dim: int = 512  # MAE's light decoder
-    decoder_depth: int = 8
-    decoder_heads: int = 16
-    prototypes: int = 65_536  # DINOv2's K; small for tests and the demo
-    head_hidden: int = 2048
-    head_bottleneck: int = 256
-    cl_weight: float = 1.0  # λ in L = L_MAE + λ·L_CL
-    koleo_weight: float = 0.0  # DINOv2 used 0.1; off by default, optional per the design
-    student_temp: float = 0.1  # DINO / DINOv2
-    drop_path_rate: float = 0.0
+    decoder_dim: int = bounded(512, ge=1)  # MAE's light decoder
+    decoder_depth: int = bounded(8, ge=1)
+    decoder_heads: int = bounded(16, ge=1)
+    prototypes: int = bounded(65_536, ge=1)  # DINOv2's K; small for tests and the demo
+    head_hidden: int = bounded(2048, ge=1)
+    head_bottleneck: int = bounded(256, ge=1)
+    cl_weight: float = bounded(1.0, ge=0)  # λ in L = L_MAE + λ·L_CL
+    koleo_weight: float = bounded(0.0, ge=0)  # DINOv2 used 0.1; off by default, optional per the design
+    student_temp: float = bounded(0.1, gt=0)  # DINO / DINOv2
+    drop_path_rate: float = bounded(0.0, ge=0, lt=1)
     grad_checkpointing: bool = False  # recompute block activations in backward: less memory, ~30 % more compute
 
 

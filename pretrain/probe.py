@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
+from common.config import bounded, check_ranges
 from common.image_decode import DecodeConfig, decode_image
 from pretrain.data.views import IMAGENET_MEAN, IMAGENET_STD
 
@@ -34,26 +35,17 @@ _PROBE_DECODE = DecodeConfig(min_short_side=1, max_aspect_ratio=math.inf)
 @dataclass
 class ProbeConfig:
     folder: str | None = None  # labelled folder, see LAYOUT
-    every: int = 0  # training steps between probes; 0 = off
-    k: int = 20  # DINO's k-NN eval uses 20
-    temperature: float = 0.07  # DINO's weighted vote
-    image_size: tuple[int, int] = (224, 224)  # (H, W), multiples of the patch size
-    batch_size: int = 32
-    max_per_class: int | None = None  # first N files per class (sorted), per split; None = all
+    every: int = bounded(0, ge=0)  # training steps between probes; 0 = off
+    k: int = bounded(20, ge=1)  # DINO's k-NN eval uses 20
+    temperature: float = bounded(0.07, gt=0)  # DINO's weighted vote
+    image_size: tuple[int, int] = bounded((224, 224), ge=1)  # (H, W), multiples of the patch size
+    batch_size: int = bounded(32, ge=1)
+    max_per_class: int | None = bounded(None, ge=1)  # first N files per class (sorted), per split; None = all
 
     def __post_init__(self) -> None:
-        if self.every < 0:
-            raise ValueError(f"every must be >= 0 (0 turns the probe off), got {self.every}")
-        if self.k < 1:
-            raise ValueError(f"k must be >= 1, got {self.k}")
-        if not self.temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
-        if len(self.image_size) != 2 or min(self.image_size) < 1:
+        check_ranges(self)
+        if len(self.image_size) != 2:
             raise ValueError(f"image_size must be two positive ints (H, W), got {self.image_size}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.max_per_class is not None and self.max_per_class < 1:
-            raise ValueError(f"max_per_class must be >= 1 or None (all images), got {self.max_per_class}")
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from common.config import to_object
+from common.config import bounded, to_object
 from common.ray_bootstrap import ray_session
 from common.training.checkpoint import STATE, latest_checkpoint
 from common.training.distributed import DistInfo
@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RayTrainConfig:
-    workers: int = 2  # training processes (one per GPU on a GPU cluster)
-    cpus_per_worker: float = 1.0  # also feeds the worker's DataLoader processes
+    workers: int = bounded(2, ge=1)  # training processes (one per GPU on a GPU cluster)
+    cpus_per_worker: float = bounded(1.0, gt=0)  # also feeds the worker's DataLoader processes
     use_gpu: bool = False
 
 

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import torch
 
+from common.config import bounded, check_ranges
 from common.training.checkpoint import resume_latest
 from common.training.distributed import DistInfo, DistributedConfig, init_distributed, pick_device, wrap_model
 from common.training.loop import optimiser_step, run_steps
@@ -30,24 +31,24 @@ from pretrain.schedules import teacher_temperature
 
 @dataclass
 class OptimConfig:
-    lr: float = 1.5e-4  # MAE's base LR (per 256 images); scale with the batch for real runs
-    min_lr: float = 1e-6
-    weight_decay: float = 0.05  # DESIGN.md
-    betas: tuple[float, float] = (0.9, 0.95)  # DESIGN.md
-    warmup_steps: int = 10
-    grad_clip: float = 3.0  # DINOv2's clip_grad
+    lr: float = bounded(1.5e-4, gt=0)  # MAE's base LR (per 256 images); scale with the batch for real runs
+    min_lr: float = bounded(1e-6, ge=0)
+    weight_decay: float = bounded(0.05, ge=0)  # DESIGN.md
+    betas: tuple[float, float] = bounded((0.9, 0.95), ge=0, lt=1)  # DESIGN.md
+    warmup_steps: int = bounded(10, ge=0)
+    grad_clip: float = bounded(3.0, gt=0)  # DINOv2's clip_grad
 
 
 @dataclass
 class LoopConfig:
-    steps: int = 100
-    seed: int = 0
-    mask_ratio: float = 0.75  # DESIGN.md
-    block_fraction: float = 0.5  # share of samples with blockwise masks; the rest patchwise
-    momentum_base: float = 0.992  # EMA teacher, cosine to 1 (DESIGN.md)
-    teacher_temp_warmup_steps: int = 30
-    checkpoint_every: int = 50
-    log_every: int = 1
+    steps: int = bounded(100, ge=1)
+    seed: int = bounded(0, ge=0)
+    mask_ratio: float = bounded(0.75, gt=0, lt=1)  # DESIGN.md; the encoder needs a visible patch, MAE a masked one
+    block_fraction: float = bounded(0.5, ge=0, le=1)  # share of samples with blockwise masks; the rest patchwise
+    momentum_base: float = bounded(0.992, ge=0, le=1)  # EMA teacher, cosine to 1 (DESIGN.md)
+    teacher_temp_warmup_steps: int = bounded(30, ge=0)
+    checkpoint_every: int = bounded(50, ge=1)
+    log_every: int = bounded(1, ge=1)
     tensorboard: bool = True  # scalars also to <output>/tensorboard
     device: str = "auto"  # auto: cuda when present, else cpu
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
@@ -56,9 +57,8 @@ class LoopConfig:
     probe: ProbeConfig = field(default_factory=ProbeConfig)  # k-NN on the teacher's [CLS] every probe.every steps
 
     def __post_init__(self) -> None:
-        if self.steps < 1:
-            raise ValueError(f"steps must be >= 1, got {self.steps}")
-        if not 0 <= self.optim.warmup_steps <= self.steps:
+        check_ranges(self)
+        if self.optim.warmup_steps > self.steps:
             raise ValueError(f"optim.warmup_steps must be in [0, steps={self.steps}], got {self.optim.warmup_steps}")
 
 

@@ -27,7 +27,14 @@ from typing import NamedTuple
 import torch
 from safetensors import safe_open
 
-from common.models.checkpoint import CheckpointMismatchError, _first, state_differences
+from common.models.checkpoint import (
+    CheckpointMismatchError,
+    CheckpointNotFoundError,
+    UnreadableCheckpointError,
+    _first,
+    reading_checkpoint,
+    state_differences,
+)
 from common.models.sapiens2 import Sapiens2
 
 PERIODS_KEY = "rope_embed.periods"
@@ -90,14 +97,16 @@ def load_official_pretrained(model: Sapiens2, path: str | Path) -> None:
     """
     path = Path(path)
     if path.suffix != ".safetensors":
-        raise ValueError(f"{path} is not a .safetensors file; only the official safetensors release is read")
+        raise UnreadableCheckpointError(
+            f"{path} is not a .safetensors file; only the official safetensors release is read"
+        )
     if not path.is_file():
-        raise FileNotFoundError(
+        raise CheckpointNotFoundError(
             f"official checkpoint {path} does not exist; download sapiens2_<size>_pretrain."
             "safetensors from the Sapiens2 model zoo and pass its path"
         )
     layout = official_layout(model)
-    with safe_open(str(path), framework="pt") as f:
+    with reading_checkpoint(path), safe_open(str(path), framework="pt") as f:
         state = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 (safe_open is not a mapping)
 
     if PERIODS_KEY in state:

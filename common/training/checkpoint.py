@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 from torch.distributed.checkpoint.state_dict import (
     StateDictOptions,
@@ -27,7 +27,7 @@ from torch.distributed.checkpoint.state_dict import (
     set_optimizer_state_dict,
 )
 
-from common.models.checkpoint import check_state
+from common.models.checkpoint import check_state, read_safetensors
 from common.training.distributed import DistInfo, barrier, gather_objects
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
             f"{path} was written by {saved_world} processes but this run has {info.world_size}: resume with "
             f"{saved_world} processes (the data order and RNG streams are per rank)"
         )
-    weights = load_file(str(path / WEIGHTS))
+    weights = read_safetensors(path / WEIGHTS)  # a truncated file: one error naming it
     check_state(weights, get_model_state_dict(model), path / WEIGHTS, type(model).__name__, strict=True)
     set_model_state_dict(model, weights, options=StateDictOptions(full_state_dict=True))
     saved = torch.load(path / OPTIMIZER, weights_only=True)  # untrusted files never unpickle code

@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import pyarrow.fs as pafs
 
+from common.errors import InputNotFoundError
 from common.reasons import RejectReason
 from curation.readers.globs import match_glob, split_glob
 from curation.readers.local_walk import LocalListing, list_named, list_tree, matching, sort_links
@@ -84,7 +85,7 @@ def _expand(given: str, image_column: str | None) -> list[_Found]:
     if pattern is None and not _is_folder(tree):
         return [_expand_named(given, root, image_column)]
     if not _is_folder(tree):
-        raise FileNotFoundError(f"input {given!r}: {root} is not an existing file or folder")
+        raise InputNotFoundError(f"input {given!r}: {root} is not an existing file or folder")
     refused: Counter = Counter()
     if tree.local:
         listing = list_tree(tree.base)
@@ -95,7 +96,7 @@ def _expand(given: str, image_column: str | None) -> list[_Found]:
         files = files if pattern is None else match_glob(pattern, files, folders)
         found, skipped = _classify_walked(tree, root, sorted(files), image_column, _tar_stems(files))
     if not found:
-        raise FileNotFoundError(
+        raise InputNotFoundError(
             f"input {given!r} holds no images, tars or parquet files with an image column (skipped: {dict(skipped)})"
         )
     kinds = Counter(f.kind for f in found)
@@ -157,7 +158,7 @@ def _expand_named(given: str, root: str, image_column: str | None) -> _Found:
     socket or device is an input that gives one row with its reason."""
     parent, name = _split_file(root)
     tree = InputTree(parent)
-    missing = FileNotFoundError(f"input {given!r}: {root} is not an existing file or folder")
+    missing = InputNotFoundError(f"input {given!r}: {root} is not an existing file or folder")
     if not tree.local:
         if tree.fs.get_file_info(f"{tree.base.rstrip('/')}/{name}").type != pafs.FileType.File:
             raise missing

@@ -34,7 +34,10 @@ def build_report(run_dir: Path, *, config: ReportConfig | None = None) -> Report
         raise NoPhaseOutputError(f"{run_dir} is not a directory: pass the output directory of a curation run")
     inputs = load_run_inputs(run_dir)
     if not inputs.phases:
-        raise NoPhaseOutputError(f"{run_dir} holds no curation output; expected at least one of {EXPECTED}")
+        raise NoPhaseOutputError(
+            f"{run_dir} holds no curation output (expected at least one of {EXPECTED}): pass the output directory "
+            "of a curation run, or run a phase into it first (humans1b curate score ...)"
+        )
     out_dir = run_dir / REPORT_DIR
     out_dir.mkdir(exist_ok=True)
 

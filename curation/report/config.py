@@ -3,6 +3,9 @@
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from common.config import bounded, check_ranges
+from common.errors import UsageError
+
 REPORT_DIR = "report"
 HTML_NAME = "index.html"
 STATS_NAME = "stats.json"
@@ -19,18 +22,14 @@ MANIFEST = "manifest.json"
 
 @dataclass
 class ReportConfig:
-    top_clusters: int = 8  # top-level clusters shown as thumbnail grids, largest first
-    thumbs_per_cluster: int = 16
-    thumb_size: int = 96  # px, square tiles
-    dup_examples: int = 6  # removed/kept pairs shown per dedup method
-    seed: int = 0  # which rows the thumbnails and dup examples show
+    top_clusters: int = bounded(8, ge=0)  # top-level clusters shown as thumbnail grids, largest first
+    thumbs_per_cluster: int = bounded(16, ge=0)
+    thumb_size: int = bounded(96, ge=8)  # px, square tiles
+    dup_examples: int = bounded(6, ge=0)  # removed/kept pairs shown per dedup method
+    seed: int = bounded(0, ge=0)  # which rows the thumbnails and dup examples show
 
     def __post_init__(self) -> None:
-        for name in ("top_clusters", "thumbs_per_cluster", "dup_examples", "seed"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"ReportConfig.{name} must be >= 0, got {getattr(self, name)}")
-        if self.thumb_size < 8:
-            raise ValueError(f"ReportConfig.thumb_size must be >= 8 px, got {self.thumb_size}")
+        check_ranges(self)
 
 
 @dataclass(frozen=True)
@@ -40,5 +39,5 @@ class ReportResult:
     plots: list[Path] = field(default_factory=list)  # every PNG, also embedded in the html
 
 
-class NoPhaseOutputError(FileNotFoundError):
-    """The run directory holds none of the files a curation phase writes."""
+class NoPhaseOutputError(UsageError, FileNotFoundError):
+    """The run directory holds none of the files a curation phase writes: the wrong directory was given."""

@@ -108,10 +108,12 @@ def load_run_inputs(run_dir: Path) -> RunInputs:
     if inputs.candidate_files:
         parts = [_candidate_part(p) for p in inputs.candidate_files]
         inputs.candidates = pa.concat_tables(parts, promote_options="default")  # a column some parts lack: nulls
+    if not inputs.phases:
+        return inputs  # nothing to report: the caller says so, in one line
     log.info(
         "run %s: phases %s; %s candidate rows in %d files",
         run_dir,
-        inputs.phases or "none",
+        inputs.phases,
         inputs.candidates.num_rows if inputs.candidates is not None else 0,
         len(inputs.candidate_files),
     )

@@ -11,6 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from common.config import bounded, check_ranges
 from common.shard_writer import ShardWriter, shard_name
 from curation.sample_corpus.files import ORIGINAL, CorpusFile, expected_size_reason, photo_file, rng_for
 from curation.sample_corpus.malformed import malformed_files
@@ -28,9 +29,10 @@ _STAGING_NAME = ".sample_corpus.partial"
 
 @dataclass
 class SampleCorpusConfig:
-    seed: int = 0  # drives which originals get near-duplicates, the edits, the truncation point, crop positions
-    samples_per_shard: int = 16
-    near_duplicate_origins: int = 4  # how many of the valid originals get near-duplicates
+    # drives which originals get near-duplicates, the edits, the truncation point, crop positions
+    seed: int = bounded(0, ge=0)
+    samples_per_shard: int = bounded(16, ge=1)
+    near_duplicate_origins: int = bounded(4, ge=0)  # how many of the valid originals get near-duplicates
 
 
 @dataclass(frozen=True)
@@ -105,8 +107,7 @@ def build_sample_corpus(out_dir: Path, config: SampleCorpusConfig) -> SampleCorp
     The same config gives byte-identical files. Everything is built in a staging folder and moved into place at the
     end, so an interrupted build leaves the previous corpus as it was.
     """
-    if config.samples_per_shard < 1:
-        raise ValueError(f"samples_per_shard must be >= 1, got {config.samples_per_shard}")
+    check_ranges(config)
     root = Path(out_dir)
     _check_replaceable(root)
     files = corpus_files(config)

@@ -1,12 +1,13 @@
 """Typed config of the score phase (configs/curation/*.yaml fill it; any key is overridable as key.sub=value)."""
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from omegaconf import MISSING, DictConfig
 
-from common.config import load_config
+from common.config import ConfigError, bounded, load_config
 from common.image_decode import DecodeConfig
 from curation.models.registry import ModelsConfig, models_profile
 from curation.stages.aesthetic import AestheticStageConfig
@@ -44,10 +45,10 @@ class ScoreConfig:
     input: list[str] = field(default_factory=list)  # folders, tars, parquet files: local paths, globs or URIs
     output: str = MISSING  # candidates/, stats.json and config.yaml go here
     address: str | None = None  # a running Ray cluster; None starts a private local one on 127.0.0.1
-    num_cpus: int | None = None  # local Ray only
+    num_cpus: int | None = bounded(None, ge=1)  # local Ray only
     # Where a local Ray head listens. Anything but loopback exposes the dashboard and jobs API (token auth only).
     host: str = "127.0.0.1"
-    files_per_shard: int = 1000  # folder inputs: files per input shard (the unit of resume)
+    files_per_shard: int = bounded(1000, ge=1)  # folder inputs: files per input shard (the unit of resume)
     profile: str = "production"  # model set the `models` section starts from: production | tiny
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     stages: StagesConfig = field(default_factory=StagesConfig)
@@ -61,4 +62,41 @@ def load_score_config(
     `schema` is ScoreConfig or a dataclass extending it (the full curation config)."""
     first = load_config(schema, config_path=config_path, overrides=overrides)
     base = schema(models=models_profile(first.profile))
-    return load_config(base, config_path=config_path, overrides=overrides)
+    cfg = load_config(base, config_path=config_path, overrides=overrides)
+    check_output_outside_inputs(cfg.output, list(cfg.input))
+    return cfg
+
+
+_WILDCARD = re.compile(r"[*?\[]")
+
+
+def check_output_outside_inputs(output: str, inputs: Sequence[str]) -> None:
+    """`output` must be a directory (or not exist yet) that is neither an input nor inside one: a re-run would read
+    its own candidates, shards and report images as input. Local paths are compared after resolving symlinks (a glob
+    by the folder before its first wildcard); URIs as strings."""
+    if _is_uri(output):
+        out = output.partition("?")[0].rstrip("/")
+        roots = [(given, _root(given.partition("?")[0]).rstrip("/")) for given in inputs if _is_uri(given)]
+    else:
+        out = os.path.realpath(output)
+        if os.path.exists(out) and not os.path.isdir(out):
+            raise ConfigError(f"output={output} is an existing file, not a directory: set output= to a directory")
+        roots = [(given, os.path.realpath(_root(given))) for given in inputs if not _is_uri(given)]
+    for given, root in roots:
+        if out == root or out.startswith(root.rstrip("/") + "/"):
+            where = "is" if out == root else "is inside"
+            raise ConfigError(
+                f"output={output} {where} the input {given!r}: a re-run would read its own candidates, shards and "
+                "report images as input; set output= to a directory outside every input"
+            )
+
+
+def _is_uri(path: str) -> bool:
+    return "://" in path
+
+
+def _root(given: str) -> str:
+    """The folder a glob lists from (the path before its first wildcard); a path without wildcards itself."""
+    parts = given.split("/")
+    first = next((i for i, part in enumerate(parts) if _WILDCARD.search(part)), len(parts))
+    return "/".join(parts[:first]) or ("/" if given.startswith("/") else ".")

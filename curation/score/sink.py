@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from common.completion_marker import FILES, discard, load_marker, trust_marker
+from common.errors import naming_path
 from common.file_digest import write_parquet
 from curation.score.funnel import funnel_counts
 from curation.stages.base import STAGE_SECONDS
@@ -63,7 +64,8 @@ def part_is_intact(out_dir: Path, shard_id: int, marker: dict) -> bool:
 def _replace_atomically(path: Path, write):
     """Write through a temporary name and rename into place; returns what `write` returned."""
     tmp = path.with_name(path.name + ".partial")
-    result = write(tmp)
+    with naming_path(tmp):  # a full disk's OSError names no file; the one-line report should
+        result = write(tmp)
     os.replace(tmp, path)
     return result
 

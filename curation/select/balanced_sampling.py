@@ -10,20 +10,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from common.config import bounded, check_ranges
+
 STRATEGIES = ("r", "c")
 
 
 @dataclass(frozen=True)
 class SamplingConfig:
-    target_size: int | None = None  # rows to keep; None: fraction of the rows that reach this step
-    fraction: float = 1.0  # used when target_size is None; 1.0 keeps everything (the runner sets e.g. 0.25)
+    target_size: int | None = bounded(None, ge=0)  # rows to keep; None: fraction of the rows that reach this step
+    fraction: float = bounded(1.0, gt=0, le=1)  # used when target_size is None; 1.0 keeps everything (e.g. 0.25)
     strategy: str = "r"  # leaf picks: 'r' random, 'c' closest to the centroid (the paper's 'r' and 'c' strategies)
 
     def __post_init__(self) -> None:
-        if self.target_size is not None and self.target_size < 0:
-            raise ValueError(f"target_size must be >= 0 or None, got {self.target_size}")
-        if not 0.0 <= self.fraction <= 1.0:
-            raise ValueError(f"fraction must be in [0, 1], got {self.fraction}")
+        check_ranges(self)
         if self.strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES} ('r' random, 'c' nearest), got {self.strategy!r}")
 

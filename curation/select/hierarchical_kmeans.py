@@ -17,39 +17,36 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
+from common.config import bounded, check_ranges
 from curation.select.kmeans import assign, fit_centroids
 
 
 @dataclass(frozen=True)
 class HierarchyConfig:
-    levels: int = 3  # Humans-1B default: leaf, middle and top level
-    clusters: list[int] | None = None  # explicit k per level, leaf level first; None: leaf_size and branching decide
-    leaf_size: int = 1000  # mean points per leaf cluster: k_1 = ceil(n / leaf_size), ~1M leaves at 1B images
-    branching: int = 10  # k_{t+1} = ceil(k_t / branching): ~10 children per cluster, Humans-1B default
-    kmeans_iterations: int = 20  # Lloyd iterations per fit, as SemDedupConfig; faiss's own default is 25
-    max_points_per_centroid: int = 128  # each fit trains on <= k * this rows. bench/hkmeans_sampling.py (10^6 x 768):
+    levels: int = bounded(3, ge=1)  # Humans-1B default: leaf, middle and top level
+    # explicit k per level, leaf level first; None: leaf_size and branching decide
+    clusters: list[int] | None = bounded(None, ge=1)
+    leaf_size: int = bounded(1000, ge=1)  # mean points per leaf cluster: k_1 = ceil(n / leaf_size), ~1M leaves at 1B
+    branching: int = bounded(10, ge=1)  # k_{t+1} = ceil(k_t / branching): ~10 children per cluster, Humans-1B default
+    kmeans_iterations: int = bounded(20, ge=1)  # Lloyd iterations per fit, as SemDedupConfig; faiss's default is 25
+    # Each fit trains on <= k * this rows. bench/hkmeans_sampling.py (10^6 x 768):
     # faiss's default 256 took 223 s against 178-206 s and balanced the blobs no better (below); 64 took 119 s, worse
-    resampling_steps: int = 3  # the paper's m, per level. Bench, balance over the planted blobs after sampling 25 %:
+    max_points_per_centroid: int = bounded(128, ge=1)
+    # The paper's m, per level. Bench, balance over the planted blobs after sampling 25 %:
     # entropy 0.903 / 0.929 / 0.938 and Gini 0.611 / 0.546 / 0.530 with 0 / 1 / 3 steps (52 / 77 / 178-206 s)
-    resample_points: list[int] | None = None  # the paper's r per level, leaf first; None: resample_share decides
-    resample_share: float = 0.25  # auto r_t = ceil(share * mean cluster size at level t), at least 2: r must sit
-    # well below the size of dense clusters, or every cluster keeps its full weight and nothing moves (share 1 on
-    # the planted blobs: ~15 of 30 centroids left in the big blob, 0.25: ~5)
+    resampling_steps: int = bounded(3, ge=0)
+    resample_points: list[int] | None = bounded(None, ge=1)  # the paper's r per level, leaf first; None: by share
+    # Auto r_t = ceil(share * mean cluster size at level t), at least 2: r must sit well below the size of dense
+    # clusters, or every cluster keeps its full weight and nothing moves (share 1 on the planted blobs: ~15 of 30
+    # centroids left in the big blob, 0.25: ~5)
+    resample_share: float = bounded(0.25, gt=0, le=1)
 
     def __post_init__(self) -> None:
-        if self.levels < 1:
-            raise ValueError(f"levels must be >= 1, got {self.levels}")
+        check_ranges(self)
         for key in ("clusters", "resample_points"):
             value = getattr(self, key)
-            if value is not None and (len(value) != self.levels or min(value) < 1):
-                raise ValueError(f"{key} must list {self.levels} positive integers (one per level), got {value}")
-        for key in ("leaf_size", "branching", "kmeans_iterations", "max_points_per_centroid"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
-        if self.resampling_steps < 0:
-            raise ValueError(f"resampling_steps must be >= 0, got {self.resampling_steps}")
-        if not 0 < self.resample_share <= 1:
-            raise ValueError(f"resample_share must be in (0, 1], got {self.resample_share}")
+            if value is not None and len(value) != self.levels:
+                raise ValueError(f"{key} must list {self.levels} values (one per level, leaf first), got {value}")
 
     def clusters_for(self, n: int) -> list[int]:
         """k per level, leaf first; each at most the number of points clustered at that level."""

@@ -10,19 +10,19 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
+from common.config import bounded, check_ranges
 from curation.select.components import component_labels, keep_best, preference_rank
 from curation.select.phash_index import MAX_DISTANCE, near_duplicate_pairs
 
 
 @dataclass
 class PhashDedupConfig:
-    max_distance: int = 4  # Hamming bits out of 64: DESIGN.md "Defaults" (near duplicate at Hamming <= 4)
+    max_distance: int = bounded(4, ge=0, le=MAX_DISTANCE)  # Hamming bits of 64: DESIGN.md "Defaults" (<= 4)
     # Which duplicate is kept: the most aesthetic one, then the one with the largest person; then the smallest key.
     keep_by: list[str] = field(default_factory=lambda: ["aesthetic", "max_person_short_side"])
 
     def __post_init__(self) -> None:
-        if not 0 <= self.max_distance <= MAX_DISTANCE:
-            raise ValueError(f"phash max_distance must be in [0, {MAX_DISTANCE}] bits, got {self.max_distance}")
+        check_ranges(self)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
+from common.config import bounded, check_ranges
 from curation.select.components import component_labels, keep_best
 from curation.select.kmeans import kmeans
 
@@ -25,20 +26,16 @@ class SemDedupConfig:
     # None: ceil(n / 1000), ~1000 rows per cluster. The pair search costs n * mean cluster size dot products, 10^9
     # per million rows at 1000; bigger clusters miss fewer straddling pairs but cost proportionally more (SemDeDup
     # used 50k clusters for LAION-440M, ~9k rows per cluster)
-    num_clusters: int | None = None
-    min_cosine: float = 0.95  # SemDeDup eps = 0.05 (1 - cosine), the Humans-1B default (DESIGN.md "Defaults")
-    kmeans_iterations: int = 20  # Humans-1B default, shared with HierarchyConfig; faiss's own default is 25
+    num_clusters: int | None = bounded(None, ge=1)
+    # SemDeDup eps = 0.05 (1 - cosine), the Humans-1B default (DESIGN.md "Defaults")
+    min_cosine: float = bounded(0.95, ge=-1, le=1)
+    kmeans_iterations: int = bounded(20, ge=1)  # Humans-1B default, shared with HierarchyConfig; faiss's is 25
     # audit: find the groups and count them as would_reject, remove nothing. The groups are only as good as the
     # CLIP model: the offline demo's random-weight CLIP finds most images alike, so it audits
     mode: str = "reject"
 
     def __post_init__(self) -> None:
-        if self.num_clusters is not None and self.num_clusters < 1:
-            raise ValueError(f"num_clusters must be >= 1 or None (auto), got {self.num_clusters}")
-        if not -1.0 <= self.min_cosine <= 1.0:
-            raise ValueError(f"min_cosine must be in [-1, 1], got {self.min_cosine}")
-        if self.kmeans_iterations < 1:
-            raise ValueError(f"kmeans_iterations must be >= 1, got {self.kmeans_iterations}")
+        check_ranges(self)
         if self.mode not in ("reject", "audit"):
             raise ValueError(f"select.semdedup.mode must be 'reject' or 'audit', got {self.mode!r}")
 

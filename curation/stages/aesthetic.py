@@ -5,6 +5,7 @@ from typing import ClassVar
 
 import pyarrow as pa
 
+from common.config import bounded
 from common.reasons import RejectReason
 from curation.models.registry import AestheticConfig
 from curation.stages.base import FilterMode, Stage, StageResources, StageResult
@@ -14,7 +15,8 @@ from curation.stages.clip_embed import clip_column
 @dataclass
 class AestheticStageConfig:
     mode: FilterMode = "reject"
-    threshold: float = 4.5  # LAION scale 1-10; LAION-Aesthetics and SD v1 used 5.0, we keep a little more
+    # LAION scale 1-10 (the range allows 0-10); LAION-Aesthetics and SD v1 used 5.0, we keep a little more
+    threshold: float = bounded(4.5, ge=0, le=10)
     resources: StageResources = field(default_factory=lambda: StageResources(batch_size=256, concurrency=1))
 
 

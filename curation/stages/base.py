@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Literal
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from common.config import bounded
 from common.reasons import stage_error
 
 log = logging.getLogger(__name__)
@@ -29,10 +30,10 @@ STAGE_SECONDS_TYPE = pa.map_(pa.string(), pa.float64())
 
 @dataclass
 class StageResources:
-    num_cpus: float = 1.0
-    num_gpus: float = 0.0  # requested only when a GPU exists; on CPU-only clusters the stage runs on CPU
-    batch_size: int = 32
-    concurrency: int = 1  # actors for model stages, max parallel tasks otherwise
+    num_cpus: float = bounded(1.0, gt=0)
+    num_gpus: float = bounded(0.0, ge=0)  # requested only when a GPU exists; on CPU-only clusters the stage runs on CPU
+    batch_size: int = bounded(32, ge=1)
+    concurrency: int = bounded(1, ge=1)  # actors for model stages, max parallel tasks otherwise
 
 
 @dataclass

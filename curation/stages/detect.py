@@ -5,6 +5,7 @@ from typing import ClassVar
 
 import pyarrow as pa
 
+from common.config import bounded
 from common.image_decode import DecodeConfig
 from common.reasons import RejectReason
 from common.schemas import PERSON_TYPE
@@ -21,8 +22,8 @@ def model_resources() -> StageResources:
 @dataclass
 class DetectStageConfig:
     mode: FilterMode = "reject"
-    min_conf: float = 0.5  # Sapiens2: a person box counts from confidence 0.5
-    min_box_short_side: float = 384.0  # Sapiens2: ... and a short side of 384 px
+    min_conf: float = bounded(0.5, ge=0, le=1)  # Sapiens2: a person box counts from confidence 0.5
+    min_box_short_side: float = bounded(384.0, ge=0)  # Sapiens2: ... and a short side of 384 px
     resources: StageResources = field(default_factory=model_resources)
 
 

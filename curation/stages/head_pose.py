@@ -6,6 +6,7 @@ from typing import ClassVar
 import numpy as np
 import pyarrow as pa
 
+from common.config import bounded
 from common.image_decode import DecodeConfig
 from common.schemas import HEAD_POSE_TYPE
 from curation.models.registry import YoloConfig
@@ -17,7 +18,7 @@ from curation.stages.yaw import UNKNOWN, yaw_class
 
 @dataclass
 class HeadPoseStageConfig:
-    min_keypoint_conf: float = 0.5  # a keypoint counts as seen from this visibility score
+    min_keypoint_conf: float = bounded(0.5, ge=0, le=1)  # a keypoint counts as seen from this visibility score
     resources: StageResources = field(default_factory=model_resources)
 
 

@@ -5,6 +5,7 @@ from typing import ClassVar
 
 import pyarrow as pa
 
+from common.config import bounded
 from common.reasons import RejectReason
 from curation.models.registry import NsfwConfig
 from curation.stages.base import FilterMode, Stage, StageResources, StageResult
@@ -14,7 +15,7 @@ from curation.stages.clip_embed import clip_column
 @dataclass
 class NsfwStageConfig:
     mode: FilterMode = "reject"
-    threshold: float = 0.5  # P(nsfw); a score exactly at the threshold is kept
+    threshold: float = bounded(0.5, ge=0, le=1)  # P(nsfw); a score exactly at the threshold is kept
     resources: StageResources = field(default_factory=lambda: StageResources(batch_size=256, concurrency=1))
 
 

@@ -6,6 +6,7 @@ from typing import ClassVar
 
 import pyarrow as pa
 
+from common.config import bounded
 from common.reasons import RejectReason
 from curation.models.registry import ClipConfig, ZeroShotConfig
 from curation.stages.base import FilterMode, Stage, StageResources, StageResult
@@ -16,8 +17,9 @@ from curation.stages.detect import model_resources
 @dataclass
 class ZeroShotStageConfig:
     mode: FilterMode = "reject"
-    min_realism: float = 0.5  # P(photo) from the ensemble softmax: keep what CLIP finds more photo than not
-    max_text_overlay: float = 0.5  # P(text / watermark / logo) above this rejects
+    # P(photo), from the ensemble softmax or a probe's sigmoid: keep what CLIP finds more photo than not
+    min_realism: float = bounded(0.5, ge=0, le=1)
+    max_text_overlay: float = bounded(0.5, ge=0, le=1)  # P(text / watermark / logo) above this rejects
     resources: StageResources = field(default_factory=model_resources)
 
 

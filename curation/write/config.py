@@ -2,15 +2,14 @@
 
 from dataclasses import dataclass
 
+from common.config import bounded, check_ranges
+
 
 @dataclass
 class WriteConfig:
-    shard_size: int = 10_000  # samples per shard, img2dataset's default; every shard but the last is full
-    jpeg_quality: int = 95  # only for images that must be re-encoded (not JPEG, or EXIF-rotated JPEG)
-    num_cpus: float = 1.0  # per shard task on Ray
+    shard_size: int = bounded(10_000, ge=1)  # samples per shard, img2dataset's default; all but the last are full
+    jpeg_quality: int = bounded(95, ge=1, le=100)  # only for images that must be re-encoded (not JPEG, or rotated)
+    num_cpus: float = bounded(1.0, gt=0)  # per shard task on Ray
 
     def __post_init__(self) -> None:
-        if not isinstance(self.shard_size, int) or self.shard_size < 1:
-            raise ValueError(f"write.shard_size must be a positive integer, got {self.shard_size!r}")
-        if not 1 <= self.jpeg_quality <= 100:
-            raise ValueError(f"write.jpeg_quality must be in 1..100, got {self.jpeg_quality!r}")
+        check_ranges(self)

@@ -6,6 +6,7 @@ import argparse
 import os
 
 from common.config import add_config_arguments, load_config
+from common.errors import UsageError
 from common.training.distributed import cleanup
 from posttrain.config import TASKS, PosttrainConfig
 from posttrain.run import run_eval, run_predict, run_train
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"eval {cfg.task}: " + ", ".join(f"{k} {v:.4g}" for k, v in results.items()))
     else:
         if not args.inputs:
-            raise SystemExit("posttrain predict: pass --inputs with image files or folders")
+            raise UsageError("predict needs --inputs: image files or folders")
         files = run_predict(cfg, args.inputs, args.checkpoint)
         print(f"predict {cfg.task}: {len(files)} files in {files[0].parent if files else cfg.output}")
     return 0

@@ -4,7 +4,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from curation.report import NoPhaseOutputError, ReportConfig, build_report
+from common.errors import UsageError
+from curation.report import ReportConfig, build_report
 
 NAME = "stats"
 HELP = "write DIR/report/: a self-contained index.html, stats.json and PNG plots of a curation run"
@@ -40,12 +41,9 @@ def run(args: argparse.Namespace) -> int:
             dup_examples=args.dup_examples,
             seed=args.seed,
         )
-    except ValueError as err:  # the message names the setting
-        return _usage_error(str(err))
-    try:
         result = build_report(args.dir, config=config)
-    except NoPhaseOutputError as err:
-        return _usage_error(f"{err}. Run a curation phase into it first (humans1b curate score ...).")
+    except UsageError as err:  # an out-of-range flag, or a directory without phase output: named in the message
+        return _usage_error(str(err))
     print(f"report: {result.html}")
     return 0
 

@@ -15,28 +15,26 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from common.config import bounded, check_ranges
 from posttrain.data.affine import warp_matrix
 
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    flip_p: float = 0.5
+    flip_p: float = bounded(0.5, ge=0, le=1)
     # Multiplies the region's scale: > 1 zooms out (more context). mmpose/Sapiens top-down draw a scale factor too.
-    scale_range: tuple[float, float] = (0.75, 1.25)
-    rotate_p: float = 0.6  # mmpose RandomBBoxTransform's rotate_prob
-    rotate_deg: float = 30.0  # uniform in [-rotate_deg, rotate_deg] when rotating
-    shift_p: float = 0.3  # mmpose RandomBBoxTransform's shift_prob
-    shift_frac: float = 0.16  # centre shift, uniform in +-shift_frac of the region's width / height (mmpose: 0.16)
+    scale_range: tuple[float, float] = bounded((0.75, 1.25), gt=0)
+    rotate_p: float = bounded(0.6, ge=0, le=1)  # mmpose RandomBBoxTransform's rotate_prob
+    rotate_deg: float = bounded(30.0, ge=0)  # uniform in [-rotate_deg, rotate_deg] when rotating
+    shift_p: float = bounded(0.3, ge=0, le=1)  # mmpose RandomBBoxTransform's shift_prob
+    # centre shift, uniform in +-shift_frac of the region's width / height (mmpose: 0.16)
+    shift_frac: float = bounded(0.16, ge=0)
 
     def __post_init__(self) -> None:
-        for name in ("flip_p", "rotate_p", "shift_p"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"AugmentConfig.{name} must be a probability in [0, 1], got {getattr(self, name)}")
+        check_ranges(self)
         low, high = self.scale_range
-        if not 0.0 < low <= high:
-            raise ValueError(f"AugmentConfig.scale_range must satisfy 0 < low <= high, got {self.scale_range}")
-        if self.rotate_deg < 0 or self.shift_frac < 0:
-            raise ValueError("AugmentConfig.rotate_deg and shift_frac must be >= 0")
+        if low > high:
+            raise ValueError(f"scale_range must satisfy low <= high, got {tuple(self.scale_range)}")
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from collections import Counter
 
 import pyarrow.fs as pafs
 
+from common.errors import InputNotFoundError
 from common.filesystem import resolve
 
 log = logging.getLogger(__name__)
@@ -88,13 +89,13 @@ def list_shards(sources: str | os.PathLike | list[str | os.PathLike]) -> list[st
         elif item.endswith(".tar") and _exists(item):
             found = [item]
         else:
-            raise FileNotFoundError(
-                f"{item}: not a curation run dir, a shard dir, a tar glob or a tar; run `humans1b curate` first "
-                "or check the path"
+            raise InputNotFoundError(
+                f"shards: {item} is not a curation run dir, a shard dir, a tar glob or a tar; run `humans1b curate` "
+                "first or check the path"
             )
         if not found:
-            raise FileNotFoundError(
-                f"{item}: no complete shards found (a shard is complete once its _stats.json exists)"
+            raise InputNotFoundError(
+                f"shards: {item}: no complete shards found (a shard is complete once its _stats.json exists)"
             )
         shards.extend(found)
     duplicates = sorted(s for s, n in Counter(shards).items() if n > 1)

@@ -14,6 +14,8 @@ import torchvision.transforms.v2.functional as TF
 from PIL import Image
 from torch import Tensor
 
+from common.config import bounded, check_ranges
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 _CROP_ATTEMPTS = 10  # draws of (area, aspect) before falling back to the largest centred crop
@@ -22,42 +24,36 @@ _CROP_ATTEMPTS = 10  # draws of (area, aspect) before falling back to the larges
 @dataclass(frozen=True)
 class MultiCropConfig:
     # Sapiens2 pretrains at 1024 x 768 (H x W), patch 16: 64 x 48 tokens.
-    global_size: tuple[int, int] = (1024, 768)
+    global_size: tuple[int, int] = bounded((1024, 768), ge=1)
     # Same 4:3 aspect at a quarter of the side (16 x 12 tokens). DINOv2 uses 96 px locals for 224 px globals
     # (0.43); at 1K a quarter keeps local crops cheap and still covers a body part. Not a published Sapiens2 value.
-    local_size: tuple[int, int] = (256, 192)
+    local_size: tuple[int, int] = bounded((256, 192), ge=1)
     # DINOv2 uses 8 local crops (local_crops_number); 6 trims the local-view cost at high resolution. Our choice.
-    num_local: int = 6
+    num_local: int = bounded(6, ge=0)
     # Crop area as a share of the image: DINOv2's global_crops_scale (0.32, 1.0) and local_crops_scale (0.05, 0.32).
-    global_scale: tuple[float, float] = (0.32, 1.0)
-    local_scale: tuple[float, float] = (0.05, 0.32)
+    global_scale: tuple[float, float] = bounded((0.32, 1.0), gt=0, le=1)
+    local_scale: tuple[float, float] = bounded((0.05, 0.32), gt=0, le=1)
     # Crop aspect (w / h) is drawn log-uniformly within the target's aspect times [1/max, max]: a 4/3 spread, as in
     # RandomResizedCrop's (3/4, 4/3), but centred on the target's aspect so people are not squashed.
-    max_aspect_change: float = 4.0 / 3.0
-    flip_p: float = 0.5
+    max_aspect_change: float = bounded(4.0 / 3.0, ge=1)
+    flip_p: float = bounded(0.5, ge=0, le=1)
     # Mild jitter only: downstream albedo and normal heads read colour and shading, so the backbone must not learn to
     # ignore them. DINOv2 uses (0.4, 0.4, 0.2, 0.1) plus grayscale, blur and solarize; none of those are used here.
-    jitter_p: float = 0.8
-    brightness: float = 0.2
-    contrast: float = 0.2
-    saturation: float = 0.2
-    hue: float = 0.0  # hue shifts change skin and clothing albedo: off by default
+    jitter_p: float = bounded(0.8, ge=0, le=1)
+    brightness: float = bounded(0.2, ge=0)
+    contrast: float = bounded(0.2, ge=0)
+    saturation: float = bounded(0.2, ge=0)
+    hue: float = bounded(0.0, ge=0, le=0.5)  # hue shifts change skin and clothing albedo: off by default
 
     def __post_init__(self) -> None:
-        for name in ("global_size", "local_size"):
-            h, w = getattr(self, name)
-            if h < 1 or w < 1:
-                raise ValueError(f"{name} must be positive (H, W), got {(h, w)}")
+        check_ranges(self)
+        for name in ("global_size", "local_size", "global_scale", "local_scale"):
+            if len(getattr(self, name)) != 2:
+                raise ValueError(f"{name} must be a pair, got {getattr(self, name)}")
         for name in ("global_scale", "local_scale"):
             lo, hi = getattr(self, name)
-            if not 0.0 < lo <= hi <= 1.0:
-                raise ValueError(f"{name} must satisfy 0 < lo <= hi <= 1, got {(lo, hi)}")
-        if self.num_local < 0:
-            raise ValueError(f"num_local must be >= 0, got {self.num_local}")
-        if self.max_aspect_change < 1.0:
-            raise ValueError(f"max_aspect_change must be >= 1, got {self.max_aspect_change}")
-        if not 0.0 <= self.hue <= 0.5:
-            raise ValueError(f"hue must be in [0, 0.5], got {self.hue}")
+            if lo > hi:
+                raise ValueError(f"{name} must satisfy lo <= hi, got {(lo, hi)}")
 
 
 def stable_seed(*parts: object) -> int:

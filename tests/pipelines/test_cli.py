@@ -81,7 +81,7 @@ def test_a_value_its_config_refuses_is_a_usage_error(tmp_path):
     config = str(REPO / "configs/curation/demo.yaml")
     proc = run_cli("curate", "select", "--config", config, f"output={tmp_path}", "select.sampling.fraction=2")
     assert proc.returncode == 2
-    assert "fraction must be in [0, 1], got 2.0" in proc.stderr
+    assert "select.sampling.fraction=2 is out of range: must be in (0, 1]" in proc.stderr
 
 
 @pytest.mark.parametrize("path", sorted(REPO.glob("configs/posttrain/*.yaml")), ids=lambda p: p.name)

@@ -89,7 +89,10 @@ def test_budget() -> None:
 
 @pytest.mark.parametrize(
     ("overrides", "message"),
-    [({"deadline": 0}, "deadline must be > 0"), ({"retry_after_cap": -1}, "retry_after_cap >= 0")],
+    [
+        ({"deadline": 0}, r"deadline=0 is out of range: must be > 0"),
+        ({"retry_after_cap": -1}, r"retry_after_cap=-1 is out of range: must be >= 0"),
+    ],
 )
 def test_bad_deadline_settings_are_refused(overrides: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
