@@ -6,6 +6,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +17,9 @@ import pytest
 
 if TYPE_CHECKING:
     from common.ray_bootstrap import RayHandle
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCORE_STAGES = ("decode", "phash", "detect", "head_pose", "clip", "aesthetic", "nsfw", "zero_shot")
 
 # Set at import, before any test module imports ray or ultralytics: both read these once at import.
 _YOLO_CONFIG_DIR = tempfile.mkdtemp(prefix="humans1b-yolo-")
@@ -69,6 +73,31 @@ def kill_job_when(command: list[str], ready: Callable[[], bool], *, env: dict[st
 def kill_when():
     """kill_job_when, for tests that prove a killed run resumes without loss."""
     return kill_job_when
+
+
+def slow_score_command(images: str | os.PathLike, out: str | os.PathLike) -> list[str]:
+    """`humans1b curate score` of the demo config on `images`, made to finish its shards one at a time: two files per
+    input shard and one row per batch, so a test has a wide window to stop the job mid-run."""
+    return [
+        sys.executable,
+        "-m",
+        "pipelines.cli",
+        "curate",
+        "score",
+        "--config",
+        os.path.join(REPO, "configs/curation/demo.yaml"),
+        f"input=[{images}]",
+        f"output={out}",
+        "files_per_shard=2",
+        "num_cpus=2",
+        *(f"stages.{stage}.resources.batch_size=1" for stage in SCORE_STAGES),
+    ]
+
+
+@pytest.fixture
+def score_job_command():
+    """slow_score_command, for tests that stop a score job mid-run."""
+    return slow_score_command
 
 
 @pytest.fixture

@@ -1,33 +1,11 @@
 """A score job killed with SIGKILL mid-run, then run again, ends with exactly the rows of an uninterrupted run."""
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
 from curation.sample_corpus import SampleCorpusConfig, build_sample_corpus
-
-REPO = Path(__file__).resolve().parents[3]
-STAGES = ("decode", "phash", "detect", "head_pose", "clip", "aesthetic", "nsfw", "zero_shot")
-
-
-def score_command(images: Path, out: Path) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "pipelines.cli",
-        "curate",
-        "score",
-        "--config",
-        str(REPO / "configs/curation/demo.yaml"),
-        f"input=[{images}]",
-        f"output={out}",
-        "files_per_shard=2",
-        "num_cpus=2",
-        # One row per batch: shards then finish one at a time, so there is a wide window to kill the job mid-run.
-        *(f"stages.{stage}.resources.batch_size=1" for stage in STAGES),
-    ]
 
 
 def table(out: Path) -> list[dict]:
@@ -35,7 +13,7 @@ def table(out: Path) -> list[dict]:
     return [row for p in parts for row in pq.read_table(p).to_pylist()]
 
 
-def test_killed_job_resumes_without_loss_or_duplicates(tmp_path, kill_when, job_env):
+def test_killed_job_resumes_without_loss_or_duplicates(tmp_path, kill_when, job_env, score_job_command):
     corpus = build_sample_corpus(tmp_path / "corpus", SampleCorpusConfig())
     n_shards = -(-len(corpus.entries) // 2)
     killed, clean = tmp_path / "killed", tmp_path / "clean"
@@ -43,12 +21,12 @@ def test_killed_job_resumes_without_loss_or_duplicates(tmp_path, kill_when, job_
     def markers() -> int:
         return len(list((killed / "candidates").glob("*.done.json")))
 
-    kill_when(score_command(corpus.images_dir, killed), lambda: markers() >= 2, env=job_env)
+    kill_when(score_job_command(corpus.images_dir, killed), lambda: markers() >= 2, env=job_env)
     assert 2 <= markers() < n_shards
 
     for out in (killed, clean):
         run = subprocess.run(
-            score_command(corpus.images_dir, out), capture_output=True, text=True, timeout=600, env=job_env
+            score_job_command(corpus.images_dir, out), capture_output=True, text=True, timeout=600, env=job_env
         )
         assert run.returncode == 0, run.stderr[-3000:]
 
