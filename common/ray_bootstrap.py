@@ -192,16 +192,17 @@ def _join(address: str, runtime_env: dict[str, Any] | None, timeout: float) -> R
         # Elsewhere Ray finds the node of this host among the cluster's nodes (no 8.8.8.8: a test proves it).
         os.environ.update(_LOOPBACK_DRIVER_ENV)
         ray_constants.ENABLE_RAY_CLUSTER = False
+    joined = False
     try:
         _wait_until_answering(address, host, port, deadline)
         with _one_gcs_attempt(), _keep_python_signal_handlers():
             context = ray.init(address=address, runtime_env=runtime_env)
+        joined = True
     except ConnectionError as err:  # answered the probe, then ray.init gave up: not a Ray cluster we can join
-        _restore(saved_env, saved_enable_cluster)
         raise RayUnreachableError(f"cannot join the Ray cluster at {address}: {_first_line(err)}") from err
-    except BaseException:
-        _restore(saved_env, saved_enable_cluster)
-        raise
+    finally:
+        if not joined:  # the switches stay only for the session they were set for
+            _restore(saved_env, saved_enable_cluster)
     handle = RayHandle(address=address, dashboard_url=_http_url(context.dashboard_url))
     _joined = _JoinedSession(handle, saved_env, saved_enable_cluster)
     logger.info("Connected to Ray at %s", address)

@@ -22,18 +22,12 @@ from PIL import Image
 from common.models import create_backbone, save_backbone
 from common.schemas import candidate_schema
 from curation.select.candidates import META_COLUMNS
-from tests.cli_lines import HUMANS1B, last_line, one_line
+from tests.cli_runs import humans1b, last_line, one_line
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "configs" / "curation" / "demo.yaml"
 POSTTRAIN = REPO / "configs" / "posttrain" / "tiny.yaml"
 NOT_MOUNTED = "mounting a tmpfs is not permitted here"
-
-
-def humans1b(*args: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(HUMANS1B), *args], capture_output=True, text=True, cwd=REPO, env=env, timeout=timeout, check=False
-    )
 
 
 def write_images(folder: Path, count: int, size: tuple[int, int] = (400, 480)) -> list[Path]:

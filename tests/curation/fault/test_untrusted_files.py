@@ -32,8 +32,7 @@ from curation.models.pickle_guard import UnsafeCheckpointError, check_checkpoint
 from curation.models.registry import tiny_profile
 from curation.models.yolo import load_yolo
 from curation.models.zero_shot import LinearProbe
-from curation.sample_corpus.sources import photo_path
-from tests.cli_lines import HUMANS1B, error_line
+from tests.cli_runs import DEMO_CONFIG, error_line, humans1b, photo_folder
 
 
 class Payload:
@@ -118,8 +117,6 @@ def test_yolo_loader_accepts_a_real_ultralytics_checkpoint(tmp_path):
 
 # --- through the real CLI: a hostile weights file fails `humans1b curate score` in the driver, before Ray -----------
 
-REPO = Path(__file__).resolve().parents[3]
-
 
 class Reduce:
     def __init__(self, func, *args) -> None:
@@ -130,20 +127,9 @@ class Reduce:
 
 
 def _score_with_weights(weights: Path, tmp_path: Path) -> subprocess.CompletedProcess:
-    folder = tmp_path / "photos"
-    folder.mkdir(exist_ok=True)
-    (folder / "zidane.jpg").write_bytes(photo_path("zidane").read_bytes())
-    command = [
-        str(HUMANS1B),
-        "curate",
-        "score",
-        "--config",
-        "configs/curation/demo.yaml",
-        f"input=[{folder}]",
-        f"output={tmp_path / 'out'}",
-        f"models.detector.weights={weights}",
-    ]
-    return subprocess.run(command, capture_output=True, text=True, env={**os.environ}, cwd=REPO, timeout=600)
+    folder = photo_folder(tmp_path / "photos", "zidane")
+    args = [f"input=[{folder}]", f"output={tmp_path / 'out'}", f"models.detector.weights={weights}"]
+    return humans1b("curate", "score", "--config", str(DEMO_CONFIG), *args)
 
 
 def _autobackend_gadget(tmp_path: Path, marker: Path) -> Path:

@@ -5,9 +5,7 @@ converted file whose yaml or metadata was tampered with is refused with one line
 import dataclasses
 import hashlib
 import json
-import os
 import pickle
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +20,7 @@ from curation.models.registry import check_weights, tiny_profile
 from curation.models.yolo import PersonDetector, PoseEstimator, load_yolo
 from curation.models.yolo_safetensors import FORMAT, ConvertedYoloError, convert_yolo, read_metadata
 from curation.sample_corpus.sources import photo_path
-from tests.cli_lines import HUMANS1B, error_line
-
-REPO = Path(__file__).resolve().parents[3]
+from tests.cli_runs import DEMO_CONFIG, error_line, humans1b, photo_folder
 
 
 @pytest.fixture(scope="module")
@@ -58,19 +54,13 @@ def pose_pt(genuine_pose, tmp_path_factory) -> Path:
     return _sensitive(genuine_pose, tmp_path_factory.mktemp("sensitive") / "yolo11n-pose.pt")
 
 
-def _run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(HUMANS1B), *args], capture_output=True, text=True, env={**os.environ}, cwd=REPO, timeout=600
-    )
-
-
 def test_convert_through_the_cli_then_predictions_equal_the_pt_exactly(detect_pt, pose_pt, photos, tmp_path):
     for pt, runner, base in (
         (detect_pt, PersonDetector, tiny_profile().detector),
         (pose_pt, PoseEstimator, tiny_profile().pose),
     ):
         out = tmp_path / f"{pt.stem}.safetensors"
-        done = _run_cli("models", "convert-yolo", str(pt), str(out))
+        done = humans1b("models", "convert-yolo", str(pt), str(out))
         assert done.returncode == 0, done.stderr
         digest = hashlib.sha256(out.read_bytes()).hexdigest()
         section = "pose" if base.task == "pose" else "detector"
@@ -183,14 +173,12 @@ def test_a_hostile_yaml_through_the_cli_fails_with_exit_2_and_one_line(detect_pt
     hostile = _tampered(
         good, tmp_path / "hostile.safetensors", lambda m: _set_yaml(m, lambda y: y["head"][-1].__setitem__(2, "YOLO"))
     )
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    (folder / "bus.jpg").write_bytes(photo_path("bus").read_bytes())
-    done = _run_cli(
+    folder = photo_folder(tmp_path / "photos", "bus")
+    done = humans1b(
         "curate",
         "score",
         "--config",
-        "configs/curation/demo.yaml",
+        str(DEMO_CONFIG),
         f"input=[{folder}]",
         f"output={tmp_path / 'out'}",
         f"models.detector.weights={hostile}",
@@ -210,7 +198,7 @@ def test_convert_refuses_what_it_must_not_read(tmp_path):
             return open, (str(marker), "w")
 
     torch.save({"model": Payload()}, gadget)
-    done = _run_cli("models", "convert-yolo", str(gadget), str(tmp_path / "out.safetensors"))
+    done = humans1b("models", "convert-yolo", str(gadget), str(tmp_path / "out.safetensors"))
     assert done.returncode == 2 and not marker.exists() and not (tmp_path / "out.safetensors").exists()
     line = error_line(done.stderr)
     assert line.startswith(f"humans1b models: {gadget}: refused: its pickle data.pkl calls io.open with arguments")

@@ -1,12 +1,40 @@
-"""What a failed `humans1b` command printed: its one error line, checked against the rules of pipelines/cli.py
-(no traceback, the error last and only once)."""
+"""Running the real `humans1b` command in tests, and reading what a failed one printed: its one error line, checked
+against the rules of pipelines/cli.py (no traceback, the error last and only once)."""
 
+import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+from curation.sample_corpus.sources import photo_path
+
+REPO = Path(__file__).resolve().parents[1]
 HUMANS1B = Path(sys.executable).parent / "humans1b"  # the entry point of the venv running the tests
+DEMO_CONFIG = REPO / "configs" / "curation" / "demo.yaml"
+
+
+def humans1b(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """`humans1b ARGS` from the repository root; `env` defaults to this process's (the offline switches included)."""
+    return subprocess.run(
+        [str(HUMANS1B), *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ} if env is None else env,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def photo_folder(folder: Path, *names: str) -> Path:
+    """`folder` holding the named package-shipped photos (bus, zidane, ...) as NAME.jpg."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (folder / f"{name}.jpg").write_bytes(photo_path(name).read_bytes())
+    return folder
+
+
 LOG_RECORD = re.compile(r"\d\d:\d\d:\d\d (DEBUG|INFO) [\w.]+: ")  # common.log's format: progress, not the error
 
 
