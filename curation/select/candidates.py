@@ -1,11 +1,10 @@
-"""The score phase's kept candidates as the select phase needs them: metadata columns and the CLIP matrix.
+"""The score phase's candidate parts as the select phase reads them (curation.select.store indexes them once).
 
 Each part is read once into memory, hashed and parsed from that buffer, so checking it against the SHA-256 its
 completion marker records costs no second read. A part that does not match (or has no marker) gets its marker
-removed, so that `humans1b curate score` redoes that shard, and loading stops with one error naming the parts.
+removed, so that `humans1b curate score` redoes that shard, and select stops with one error naming the parts.
 """
 
-import hashlib
 import json
 import logging
 import re
@@ -49,40 +48,26 @@ class CandidatesNotScoredError(PhaseNotRunError):
     """Candidate parts that are missing or do not match their completion markers: the score phase must redo them."""
 
 
-def load_kept_candidates(run_dir: Path) -> tuple[pa.Table, np.ndarray]:
-    """(metadata sorted by key, float16 CLIP matrix in the same row order) of rows the score phase kept."""
+def not_scored_error(problems: list[str]) -> "CandidatesNotScoredError":
+    """One error naming the first parts that must be scored again; the log gets a line for each."""
+    for problem in problems:
+        log.warning("%s", problem)
+    more = len(problems) - _NAMED
+    named = "; ".join(problems[:_NAMED]) + (f"; and {more} more" if more > 0 else "")
+    return CandidatesNotScoredError(
+        f"{named}: {'its shard is' if len(problems) == 1 else 'their shards are'} marked for redo; run "
+        "`humans1b curate score` (or `humans1b curate`) with the same config and output=, then select again"
+    )
+
+
+def shard_ids(run_dir: Path) -> list[int]:
+    """Every shard the score phase made: the ids of the parts and markers on disk, and all ids below the shard count
+    stats.json records, so that a shard whose files are both gone is noticed too."""
     if not (run_dir / SCORE_STATS).exists():
         raise PhaseNotRunError(
             f"{run_dir / SCORE_STATS} is missing: the score phase has not finished in {run_dir}; "
             "run `humans1b curate score` (or `humans1b curate`) there first"
         )
-    candidates = run_dir / CANDIDATES_DIR
-    shard_ids = _shard_ids(run_dir)
-    if not shard_ids:
-        raise PhaseNotRunError(f"{candidates} holds no candidate parts: run `humans1b curate score` there first")
-    tables, problems = [], []
-    for shard_id in shard_ids:
-        part = _read_verified_part(candidates, shard_id)
-        if isinstance(part, str):
-            log.warning("%s", part)
-            problems.append(part)
-        else:
-            tables.append(part)
-    if problems:
-        more = len(problems) - _NAMED
-        named = "; ".join(problems[:_NAMED]) + (f"; and {more} more" if more > 0 else "")
-        raise CandidatesNotScoredError(
-            f"{named}: {'its shard is' if len(problems) == 1 else 'their shards are'} marked for redo; run "
-            "`humans1b curate score` (or `humans1b curate`) with the same config and output=, then select again"
-        )
-    table = pa.concat_tables(tables).sort_by("key")
-    clip = clip_matrix(table["clip"])
-    return table.drop_columns(["clip"]), clip
-
-
-def _shard_ids(run_dir: Path) -> list[int]:
-    """Every shard the score phase made: the ids of the parts and markers on disk, and all ids below the shard count
-    stats.json records, so that a shard whose files are both gone is noticed too."""
     candidates = run_dir / CANDIDATES_DIR
     names = [p.name for p in candidates.iterdir()] if candidates.is_dir() else []
     ids = {int(m.group(1)) for name in names if (m := _PART_ID.match(name))}
@@ -92,10 +77,12 @@ def _shard_ids(run_dir: Path) -> list[int]:
         shards = None
     if isinstance(shards, int):
         ids.update(range(shards))
+    if not ids:
+        raise PhaseNotRunError(f"{candidates} holds no candidate parts: run `humans1b curate score` there first")
     return sorted(ids)
 
 
-def _read_verified_part(candidates: Path, shard_id: int) -> pa.Table | str:
+def read_verified_part(candidates: Path, shard_id: int) -> pa.Table | str:
     """The part's kept rows, after checking its bytes against its marker's SHA-256; else what is wrong with it (the
     marker is then removed, so that the score phase redoes the shard)."""
     part, marker_file = part_path(candidates, shard_id), marker_path(candidates, shard_id)
@@ -131,8 +118,3 @@ def clip_matrix(column: pa.ChunkedArray) -> np.ndarray:
         return np.zeros((0, d), dtype=np.float16)
     values = pc.list_flatten(column.combine_chunks()).to_numpy(zero_copy_only=False)
     return values.reshape(len(column), d).astype(np.float16, copy=False)
-
-
-def keys_digest(keys: pa.ChunkedArray) -> str:
-    """Identifies the candidate set: a changed score output invalidates every select step."""
-    return hashlib.sha256("\n".join(keys.to_pylist()).encode("utf-8")).hexdigest()[:16]

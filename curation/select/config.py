@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass, field
 
+from common.config import bounded, check_ranges
 from curation.select.balanced_sampling import SamplingConfig
 from curation.select.hierarchical_kmeans import HierarchyConfig
 from curation.select.phash_dedup import PhashDedupConfig
@@ -14,3 +15,9 @@ class SelectConfig:
     semdedup: SemDedupConfig = field(default_factory=SemDedupConfig)
     clusters: HierarchyConfig = field(default_factory=HierarchyConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    # Working memory per select task, GiB: sets how many partitions phash dedup and SemDeDup cut the rows into (the
+    # results do not depend on it). Clustering's coordinating task also holds 16 B per row and the fit sample
+    memory_gib: float = bounded(4.0, gt=0)
+
+    def __post_init__(self) -> None:
+        check_ranges(self)

@@ -70,6 +70,8 @@ def fit_centroids(
 
 def assign(x: np.ndarray, centroids: np.ndarray, *, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Nearest centroid (by inner product) of every row and its cosine distance, ASSIGN_CHUNK rows at a time."""
+    if hasattr(x, "assign_all"):  # rows spread over parts (curation.select.alive_rows): one Ray task per part
+        return x.assign_all(centroids, metric="ip", progress=progress)
     index = faiss.IndexFlatIP(centroids.shape[1])
     index.add(np.ascontiguousarray(centroids, dtype=np.float32))
     labels = np.empty(len(x), dtype=np.int64)

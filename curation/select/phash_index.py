@@ -86,23 +86,29 @@ def near_duplicate_pairs(
     desc = f"phash pairs (t={max_distance}, {len(plan.combos)} tables of >= {plan.key_bits} bits)"
     found = []
     with ThreadPoolExecutor(workers) as pool:
-        jobs = pool.map(lambda combo: _table_pairs(hashes, plan.blocks, combo, max_distance), plan.combos)
+        jobs = pool.map(lambda combo: table_pairs(hashes, plan.blocks, combo, max_distance), plan.combos)
         for pairs in tqdm(jobs, total=len(plan.combos), desc=desc, unit="table", disable=None if progress else True):
             found.append(pairs)
     pairs = np.unique(np.concatenate(found))  # a pair is found by every table whose key bits it agrees on
     return pairs // n, pairs % n
 
 
-def _table_pairs(hashes: np.ndarray, blocks: tuple[range, ...], combo: tuple[int, ...], t: int) -> np.ndarray:
-    """Pairs (as i * n + j, i < j) within distance t among the hashes that share this table's key."""
-    n = len(hashes)
-    index_bits = np.uint64(max(1, (n - 1).bit_length()))
-    key = np.zeros(n, dtype=np.uint64)
+def table_key(hashes: np.ndarray, blocks: tuple[range, ...], combo: tuple[int, ...]) -> tuple[np.ndarray, int]:
+    """Every hash's key in the table of `combo` (its blocks' bits side by side) and the key's width in bits."""
+    key = np.zeros(len(hashes), dtype=np.uint64)
     offset = 0
     for block in combo:
         r = blocks[block]
         key |= ((hashes >> np.uint64(r.start)) & np.uint64((1 << len(r)) - 1)) << np.uint64(offset)
         offset += len(r)
+    return key, offset
+
+
+def table_pairs(hashes: np.ndarray, blocks: tuple[range, ...], combo: tuple[int, ...], t: int) -> np.ndarray:
+    """Pairs (as i * n + j, i < j) within distance t among the hashes that share this table's key."""
+    n = len(hashes)
+    index_bits = np.uint64(max(1, (n - 1).bit_length()))
+    key, _ = table_key(hashes, blocks, combo)
     key <<= index_bits
     key |= np.arange(n, dtype=np.uint64)
     key.sort()  # by key, then by index

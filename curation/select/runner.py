@@ -1,25 +1,37 @@
 """Runs the select phase on the score phase's kept candidates: phash dedup -> embedding dedup -> hierarchical
-k-means -> balanced sampling, each step's result in its own file under select/, then `selection.parquet`,
-`select/rejected.parquet` and `select_stats.json`. Metadata and embeddings only: no pixels are read."""
+k-means -> balanced sampling, then `selection.parquet/`, `select/rejected.parquet/` and `select_stats.json`.
+Metadata and embeddings only: no pixels are read.
+
+Everything runs as Ray tasks on the session's cluster (local by default) and reads the run directory from the
+workers: the candidate parts are indexed once into `select/rows/` (metadata + memory-mapped float16 embeddings per
+part), and each step writes per-part files under `select/<step>/`, then `_done.json` with its fingerprint. The driver
+holds per-part counts and the steps' summaries, never rows. A re-run resumes at the first missing or outdated step.
+"""
 
 import json
 import logging
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
+import ray
 
+from common.ray_bootstrap import ray_session
 from common.reasons import RejectReason
-from curation.layout import SELECT_DIR, SELECT_REJECTED, SELECT_STATS, SELECTION
-from curation.select.artifacts import fingerprint, read_artifact, write_artifact
+from curation.layout import CANDIDATES_DIR, SELECT_DIR, SELECT_REJECTED, SELECT_STATS, SELECTION
+from curation.select.alive_rows import AliveRows
+from curation.select.artifacts import fingerprint
 from curation.select.balanced_sampling import distribution_stats
-from curation.select.candidates import keys_digest, load_kept_candidates
+from curation.select.cluster_steps import cluster_task, sample_task
 from curation.select.config import SelectConfig
-from curation.select.steps import cluster_id_matrix, cluster_step, phash_step, sampling_step, semdedup_step
+from curation.select.finish import finish_part
+from curation.select.phash_partitioned import phash_dedup_partitioned
+from curation.select.semdedup_partitioned import semdedup_partitioned
+from curation.select.step_files import finish_step, read_done, removed_counts, start_step, step_dir
+from curation.select.store import Store, build_store
+from curation.select.tasks import run_tasks, select_task
 
 log = logging.getLogger(__name__)
 
@@ -39,30 +51,43 @@ class SelectRun:
 
 
 def run_select(output: str | Path, cfg: SelectConfig, *, seed: int) -> SelectRun:
-    out = Path(output)
+    """On the Ray session already up, else on a local one started for this call."""
+    if ray.is_initialized():
+        return _run(Path(output), cfg, seed)
+    with ray_session(None):
+        return _run(Path(output), cfg, seed)
+
+
+def _run(out: Path, cfg: SelectConfig, seed: int) -> SelectRun:
     start = time.perf_counter()
-    meta, clip = load_kept_candidates(out)
-    fp = fingerprint("candidates", keys_digest(meta["key"]), clip.shape[1], seed)
-    alive = np.ones(meta.num_rows, dtype=bool)
-    artifacts, done_now = {}, []
+    nodes: set[str] = set()
+    store = build_store(out, out / CANDIDATES_DIR)
+    fp = fingerprint("candidates", store.digest, store.dim, seed)
+    budget = int(cfg.memory_gib * 2**30)
+    removals: list[tuple[Path, dict[int, int]]] = []
+    done_steps, done_now = {}, []
     for name in STEPS:
         fp = fingerprint(fp, name, _settings(cfg, name))
-        path = out / SELECT_DIR / f"{name}.parquet"
-        art = read_artifact(path, fp)
-        if art is None:
-            log.info("select: %s on %d rows", name, int(alive.sum()))
+        folder = step_dir(out, name)
+        done = read_done(folder, fp)
+        if done is None:
+            rows = AliveRows.after(store, [f for f, _ in removals], [r for _, r in removals])
+            log.info("select: %s on %d rows", name, len(rows))
+            start_step(folder)
+            step_nodes: set[str] = set()
             t0 = time.perf_counter()
-            table, stats = _run_step(name, cfg, seed, meta.filter(pa.array(alive)), clip[alive], artifacts)
+            stats, removed = _run_step(name, cfg, seed, rows, folder, budget, step_nodes, done_steps)
             stats["seconds"] = round(time.perf_counter() - t0, 3)
-            write_artifact(path, table, stats, fp)
-            art = read_artifact(path, fp)  # as a resumed run sees it, so both give the same select_stats.json
+            stats["nodes"] = sorted(step_nodes)
+            done = finish_step(folder, fp, stats, removed)
             done_now.append(name)
         else:
             log.info("select: %s already done", name)
-        artifacts[name] = art
+        nodes.update(done["stats"].get("nodes", []))
+        done_steps[name] = done
         if name in _REASON:
-            alive &= ~pc.is_in(meta["key"], value_set=art.table["key"]).to_numpy(zero_copy_only=False)
-    stats = _finish(out, meta, alive, artifacts, seed)
+            removals.append((folder, removed_counts(done)))
+    stats = _finish(out, store, done_steps, seed, nodes)
     return SelectRun(stats, done_now, time.perf_counter() - start)
 
 
@@ -79,62 +104,106 @@ def _settings(cfg: SelectConfig, name: str) -> dict:
     return settings
 
 
-def _run_step(name: str, cfg: SelectConfig, seed: int, meta: pa.Table, clip: np.ndarray, done: dict):
+def _run_step(
+    name: str, cfg: SelectConfig, seed: int, rows: AliveRows, folder: Path, budget: int, nodes: set, done: dict
+) -> tuple[dict, dict[int, int]]:
     if name == "phash_dedup":
-        return phash_step(meta, clip, cfg.phash, seed)
+        return phash_dedup_partitioned(rows.store, cfg.phash, folder, budget_bytes=budget, nodes=nodes)
     if name == "semdedup":
-        return semdedup_step(meta, clip, cfg.semdedup, seed, list(cfg.phash.keep_by))
+        keep_by = list(cfg.phash.keep_by)
+        return semdedup_partitioned(
+            rows, cfg.semdedup, folder, seed=seed, keep_by=keep_by, budget_bytes=budget, nodes=nodes
+        )
     if name == "clustering":
-        return cluster_step(meta, clip, cfg.clusters, seed)
-    return sampling_step(done["clustering"].table, cfg.sampling, seed)
+        result = run_tasks(
+            [select_task(cluster_task).remote(rows, cfg.clusters, seed, str(folder))],
+            desc="select: hierarchical k-means",
+            nodes=nodes,
+        )[0]
+        nodes.update(result["nodes"])
+        return result["stats"], {}
+    clustering = step_dir(rows.store.folder.parent.parent, "clustering")
+    result = run_tasks(
+        [select_task(sample_task).remote(rows.store, str(clustering), cfg.sampling, seed, str(folder))],
+        desc="select: balanced sampling",
+        nodes=nodes,
+    )[0]
+    return result["stats"], result["removed_per_part"]
 
 
-def _finish(out: Path, meta: pa.Table, alive: np.ndarray, artifacts: dict, seed: int) -> dict:
-    clusters = artifacts["clustering"].table
-    selected = meta.filter(pa.array(alive))
-    chosen = clusters.filter(pc.is_in(clusters["key"], value_set=selected["key"]))
-    if chosen["key"].to_pylist() != selected["key"].to_pylist():
-        raise RuntimeError("select artifacts are out of step with each other; delete select/ and re-run")
-    selection = selected.append_column("cluster_ids", chosen["cluster_ids"]).append_column(
-        "leaf_distance", chosen["leaf_distance"]
-    )
-    _write_parquet(out / SELECTION, selection)
-    rejected = pa.concat_tables(
-        [
-            artifacts[name].table.add_column(
-                1, "reject_reason", pa.array([str(reason)] * artifacts[name].table.num_rows, pa.string())
-            )
-            for name, reason in _REASON.items()
-        ]
-    )
-    _write_parquet(out / SELECT_DIR / SELECT_REJECTED, rejected.sort_by("key"))
-    stats = {
-        "rows_in": meta.num_rows,
-        "kept": selection.num_rows,
-        "seed": seed,
-        "steps": {name: artifacts[name].stats for name in STEPS},
-        "clusters": _cluster_stats(cluster_id_matrix(clusters), cluster_id_matrix(chosen)),
+def _finish(out: Path, store: Store, done: dict, seed: int, nodes: set[str]) -> dict:
+    ks = done["clustering"]["stats"]["clusters_per_level"]
+    selection, rejected = out / SELECTION, out / SELECT_DIR / SELECT_REJECTED
+    staged = {path: path.with_name(path.name + ".partial") for path in (selection, rejected)}
+    for path in staged.values():
+        _remove(path)
+        path.mkdir(parents=True)
+    removals = [(str(step_dir(out, name)), str(reason)) for name, reason in _REASON.items()]
+    clustering = str(step_dir(out, "clustering"))
+    task = select_task(finish_part)
+    totals = {
+        "rows": 0,
+        "kept": 0,
+        "before": [np.zeros(k, np.int64) for k in ks],
+        "after": [np.zeros(k, np.int64) for k in ks],
     }
-    (out / SELECT_STATS).write_text(json.dumps(stats, indent=2) + "\n")
+
+    def fold(result: dict) -> None:
+        totals["rows"] += result["rows"]
+        totals["kept"] += result["kept"]
+        for key in ("before", "after"):
+            for level, sizes in enumerate(result[key]):
+                totals[key][level] += sizes
+
+    run_tasks(
+        [
+            task.remote(
+                str(store.folder),
+                int(s),
+                int(c),
+                removals,
+                clustering,
+                ks,
+                str(staged[selection]),
+                str(staged[rejected]),
+            )
+            for s, c in zip(store.shard_ids, store.counts, strict=True)
+        ],
+        desc="select: write selection",
+        nodes=nodes,
+        fold=fold,
+    )
+    for path, tmp in staged.items():  # the finished folders replace the old outputs only once complete
+        _remove(path)
+        tmp.rename(path)
+    stats = {
+        "rows_in": totals["rows"],
+        "kept": totals["kept"],
+        "seed": seed,
+        "steps": {name: done[name]["stats"] for name in STEPS},
+        "clusters": {
+            "levels": len(ks),
+            "before": _per_level(totals["before"]),
+            "after": _per_level(totals["after"]),
+        },
+        "nodes": sorted(nodes),
+    }
+    tmp = out / (SELECT_STATS + ".partial")
+    tmp.write_text(json.dumps(stats, indent=2) + "\n")
+    tmp.replace(out / SELECT_STATS)
     return stats
 
 
-def _cluster_stats(before: np.ndarray, after: np.ndarray) -> dict:
-    levels = before.shape[1]
-
-    def per_level(ids: np.ndarray) -> list[dict]:
-        rows = []
-        for level in range(levels):
-            k = int(before[:, level].max()) + 1 if len(before) else 0
-            sizes = np.sort(np.bincount(ids[:, level], minlength=k))[::-1]
-            rows.append({"level": level + 1, "sizes": sizes.tolist(), "stats": distribution_stats(sizes)})
-        return rows
-
-    return {"levels": levels, "before": per_level(before), "after": per_level(after)}
+def _per_level(sizes_per_level: list[np.ndarray]) -> list[dict]:
+    rows = []
+    for level, sizes in enumerate(sizes_per_level):
+        ranked = np.sort(sizes)[::-1]
+        rows.append({"level": level + 1, "sizes": ranked.tolist(), "stats": distribution_stats(ranked)})
+    return rows
 
 
-def _write_parquet(path: Path, table: pa.Table) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, tmp)
-    tmp.replace(path)
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()

@@ -80,7 +80,9 @@ def _run_phase(phase: str | None, cfg_node: DictConfig, cfg: CurateConfig, out: 
     elif phase == "score":
         print(summary_lines(score=run_score(cfg_node))[0])
     elif phase == "select":
-        print(summary_lines(select=run_select(out, cfg.select, seed=cfg.seed))[0])
+        with ray_session(cfg.address, num_cpus=cfg.num_cpus, host=cfg.host):
+            select = run_select(out, cfg.select, seed=cfg.seed)
+        print(summary_lines(select=select)[0])
     elif phase == "write":
         with ray_session(cfg.address, num_cpus=cfg.num_cpus, host=cfg.host):
             write = run_write(out, cfg.write, cfg.decode, config_hash=output_hash(cfg_node))

@@ -19,22 +19,25 @@ FILES_PER_SHARD = 4
 # second, too fast to catch by polling. argv: step, "after" (its artifact in place) or "mid" (only its .partial).
 SELECT_PAUSER = """
 import os, signal, sys
-import pyarrow.parquet as pq
 import curation.select.runner as runner
 from pipelines.cli import main
 
 step, when = sys.argv[1], sys.argv[2]
-write = runner.write_artifact
+run_step, finish = runner._run_step, runner.finish_step
 
-def pausing_write(path, table, stats, fp):
-    if path.stem == step and when == "mid":
-        pq.write_table(table, path.with_name(path.name + ".partial"))  # killed inside write_artifact
+def pausing_run_step(name, *args):
+    result = run_step(name, *args)
+    if name == step and when == "mid":  # the step's files are written, its _done.json is not
         os.kill(os.getpid(), signal.SIGSTOP)
-    write(path, table, stats, fp)
-    if path.stem == step:
-        os.kill(os.getpid(), signal.SIGSTOP)
+    return result
 
-runner.write_artifact = pausing_write
+def pausing_finish(folder, *args):
+    done = finish(folder, *args)
+    if folder.name == step:
+        os.kill(os.getpid(), signal.SIGSTOP)
+    return done
+
+runner._run_step, runner.finish_step = pausing_run_step, pausing_finish
 sys.exit(main(sys.argv[3:]))
 """
 # Pauses `curate write` (the driver) with SIGSTOP once N shards of the output are complete: a stopped driver submits
@@ -148,15 +151,15 @@ def test_select_killed_at_three_points(clean, kill_when, job_env):
     shutil.copytree(clean / "candidates", out / "candidates")
     shutil.copy(clean / "stats.json", out / "stats.json")
     select = out / "select"
-    for step, when, left in (
-        ("phash_dedup", "after", {"phash_dedup.parquet"}),
-        ("clustering", "mid", {"phash_dedup.parquet", "semdedup.parquet", "clustering.parquet.partial"}),
-        ("sampling", "after", {"phash_dedup.parquet", "semdedup.parquet", "clustering.parquet", "sampling.parquet"}),
+    for step, when, done in (
+        ("phash_dedup", "after", {"phash_dedup"}),
+        ("clustering", "mid", {"phash_dedup", "semdedup"}),
+        ("sampling", "after", {"phash_dedup", "semdedup", "clustering", "sampling"}),
     ):
         pauser = [sys.executable, "-c", SELECT_PAUSER, step, when, *cli(out, "select")[3:]]
         kill_when(pauser, lambda: _stopped(out), env=job_env)
-        assert {p.name for p in select.iterdir()} == left
-        assert not (out / "selection.parquet").exists()
+        assert {p.parent.name for p in select.glob("*/_done.json")} == done
+        assert (select / step).is_dir() and not (out / "selection.parquet").exists()
     run(cli(out), job_env)
     assert shards(out) == shards(clean)
 

@@ -1,5 +1,5 @@
 """Select trusts nothing it cannot check: candidate parts are compared with their markers' digests as they are read,
-and a step artifact that cannot be read is redone."""
+and a step whose files are cut off is redone."""
 
 import hashlib
 import json
@@ -11,6 +11,8 @@ import pytest
 from curation.select.candidates import CandidatesNotScoredError
 from curation.select.runner import run_select
 from tests.curation.select.test_select_runner import config, mark_scored, write_candidates
+
+pytestmark = pytest.mark.usefixtures("ray_local")
 
 
 def split_into_parts(run, n: int) -> None:
@@ -62,27 +64,27 @@ def test_parts_that_do_not_match_their_markers_are_named_and_marked_for_redo(tmp
     assert sorted(p.name for p in candidates.iterdir()) == [
         "part-00000.done.json", "part-00000.parquet", "part-00001.parquet", "part-00002.parquet",
     ]  # fmt: skip
-    assert not (run / "select").exists()
+    assert not (run / "select" / "phash_dedup").exists() and not (run / "selection.parquet").exists()
     with pytest.raises(CandidatesNotScoredError, match=r"part-00001\.parquet has no completion marker"):
         run_select(run, config(), seed=0)  # still refused until score has redone them
 
 
-def test_a_cut_off_step_artifact_or_selection_is_redone(tmp_path, caplog):
+def test_a_cut_off_step_file_is_noticed_and_its_step_redone(tmp_path, caplog):
     run = tmp_path / "run"
     write_candidates(run)
+    split_into_parts(run, 3)
     run_select(run, config(), seed=0)
-    selection = (run / "selection.parquet").read_bytes()
-    rejected = (run / "select" / "rejected.parquet").read_bytes()
-    clustering = run / "select" / "clustering.parquet"
+    selection = pq.read_table(run / "selection.parquet").sort_by("key")
+    rejected = pq.read_table(run / "select" / "rejected.parquet").sort_by("key")
+    clustering = run / "select" / "clustering" / "part-00001.parquet"
     clustering.write_bytes(clustering.read_bytes()[: clustering.stat().st_size // 2])
-    (run / "selection.parquet").write_bytes(selection[:-300])
 
-    with caplog.at_level(logging.WARNING, logger="curation.select.artifacts"):
+    with caplog.at_level(logging.WARNING, logger="curation.select.step_files"):
         again = run_select(run, config(), seed=0)
     assert again.steps_done_now == ["clustering"]
-    (record,) = [r for r in caplog.records if r.name == "curation.select.artifacts"]
-    assert record.getMessage().startswith(f"{clustering} cannot be read (")
-    assert record.getMessage().endswith("): treated as missing, the step is redone")
-    assert (run / "selection.parquet").read_bytes() == selection
-    assert (run / "select" / "rejected.parquet").read_bytes() == rejected
+    (record,) = [r for r in caplog.records if r.name == "curation.select.step_files"]
+    assert record.getMessage().startswith(f"{clustering} has ")
+    assert record.getMessage().endswith(": the step is redone")
+    assert pq.read_table(run / "selection.parquet").sort_by("key").equals(selection)
+    assert pq.read_table(run / "select" / "rejected.parquet").sort_by("key").equals(rejected)
     assert run_select(run, config(), seed=0).steps_done_now == []

@@ -17,6 +17,8 @@ from curation.select.semdedup import SemDedupConfig
 
 D = 16
 
+pytestmark = pytest.mark.usefixtures("ray_local")
+
 
 def unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
@@ -105,7 +107,7 @@ def test_a_rerun_resumes_at_the_first_missing_or_outdated_step(run):
     assert first.steps_done_now == ["phash_dedup", "semdedup", "clustering", "sampling"]
     selection = pq.read_table(run / "selection.parquet")
     assert run_select(run, config(), seed=0).steps_done_now == []
-    (run / "select" / "semdedup.parquet").unlink()
+    (run / "select" / "semdedup" / "_done.json").unlink()
     assert run_select(run, config(), seed=0).steps_done_now == ["semdedup"]
     assert pq.read_table(run / "selection.parquet").equals(selection)
     assert run_select(run, config(0.25), seed=0).steps_done_now == ["sampling"]

@@ -5,7 +5,8 @@ import pytest
 
 from curation.select import semdedup as semdedup_module
 from curation.select.components import component_labels, keep_best
-from curation.select.semdedup import SemDedupConfig, cluster_pairs, semdedup
+from curation.select.kmeans import assign
+from curation.select.semdedup import SemDedupConfig, cluster_pairs, nearest_clusters, semdedup
 
 D = 64
 
@@ -40,6 +41,26 @@ def planted(
         rows.append(at_cosine(rows[groups + i], 0.9, rng))
         group_of.append(len(group_of))
     return np.asarray(rows).astype(np.float16), np.asarray(group_of), rng.permutation(len(rows))
+
+
+def between_topics(seed: int, *, uniques: int = 1000, groups: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """Rows around 20 topic centres, plus `groups` copy groups of 2-5 rows (cosine >= 0.985 to their centre) each
+    centred on the midpoint of its own pair of topics: on the border of two k-means clusters. Returns float16
+    embeddings and a random preference rank."""
+    rng = np.random.default_rng(seed)
+    topics = unit(rng.standard_normal((20, D)))
+    rows = list(unit(topics[rng.integers(0, 20, uniques)] + 0.1 * rng.standard_normal((uniques, D))))
+    topic_pairs = np.argwhere(np.triu(np.ones((20, 20), bool), k=1))
+    for a, b in topic_pairs[rng.choice(len(topic_pairs), groups, replace=False)]:
+        centre = unit(topics[a] + topics[b])
+        rows.extend(at_cosine(centre, rng.uniform(0.985, 0.999), rng) for _ in range(rng.integers(2, 6)))
+    return np.asarray(rows).astype(np.float16), rng.permutation(len(rows))
+
+
+def brute_force_pairs(embeddings: np.ndarray, min_cosine: float) -> set[tuple[int, int]]:
+    x = embeddings.astype(np.float32)
+    left, right = np.nonzero(np.triu(x @ x.T >= min_cosine, k=1))
+    return set(zip(left.tolist(), right.tolist(), strict=True))
 
 
 def brute_force_dup_of(embeddings: np.ndarray, rank: np.ndarray, min_cosine: float) -> np.ndarray:
@@ -77,6 +98,44 @@ def test_matches_brute_force_with_copies_near_the_threshold():
     np.testing.assert_array_equal(result.dup_of, brute_force_dup_of(embeddings, rank, 0.95))
 
 
+def test_groups_on_a_cluster_border_are_found_with_two_clusters_per_row(monkeypatch):
+    embeddings, rank = between_topics(4)
+    brute = brute_force_pairs(embeddings, 0.95)
+    found = {}
+    original = semdedup_module.component_labels
+
+    def record(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:  # the pairs semdedup joins
+        found[m] = list(zip(left.tolist(), right.tolist(), strict=True))
+        return original(n, left, right)
+
+    monkeypatch.setattr(semdedup_module, "component_labels", record)
+    results = {}
+    for m in (1, 2):
+        config = SemDedupConfig(num_clusters=20, clusters_per_row=m)
+        results[m] = semdedup(embeddings, rank, config, seed=4, progress=False)
+        assert results[m].pairs == len(found[m]) == len(set(found[m]))  # a pair found in two clusters counts once
+        assert set(found[m]) <= brute  # precision 1.0
+    recall = {m: len(found[m]) / len(brute) for m in (1, 2)}
+    assert recall[2] >= 0.99  # 1.0 here: every copy's two nearest clusters are the two topics it sits between
+    assert recall[1] < 0.99  # ~0.95 here: one cluster per row splits groups between topics
+    assert set(found[1]) <= set(found[2])  # same centroids: the nearest cluster is one of the two nearest
+    assert results[1].removed < results[2].removed
+    np.testing.assert_array_equal(results[2].dup_of, brute_force_dup_of(embeddings, rank, 0.95))
+
+
+def test_nearest_clusters_are_ordered_by_inner_product(monkeypatch):
+    rng = np.random.default_rng(5)
+    x = unit(rng.standard_normal((300, D))).astype(np.float16)
+    centroids = unit(rng.standard_normal((12, D))).astype(np.float32)
+    monkeypatch.setattr(semdedup_module, "ASSIGN_CHUNK", 7)  # float16 rows converted 7 at a time
+    nearest = nearest_clusters(x, centroids, 3)
+    assert nearest.shape == (300, 3) and nearest.dtype == np.int64
+    np.testing.assert_array_equal(nearest, np.argsort(-(x.astype(np.float32) @ centroids.T), axis=1)[:, :3])
+    np.testing.assert_array_equal(nearest[:, 0], assign(x, centroids)[0])
+    with pytest.raises(ValueError, match="number of centroids"):
+        nearest_clusters(x, centroids, 13)
+
+
 def test_blocked_pairs_equal_the_full_matrix(monkeypatch):
     embeddings, _, _ = planted(2, uniques=300, groups=40, decoys=20)
     x = embeddings.astype(np.float32)
@@ -102,7 +161,12 @@ def test_same_seed_same_result_and_edge_cases():
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "key"), [({"num_clusters": 0}, "num_clusters"), ({"min_cosine": 1.5}, "min_cosine")]
+    ("kwargs", "key"),
+    [
+        ({"num_clusters": 0}, "num_clusters"),
+        ({"min_cosine": 1.5}, "min_cosine"),
+        ({"clusters_per_row": 0}, "clusters_per_row"),
+    ],
 )
 def test_config_names_the_bad_key(kwargs, key):
     with pytest.raises(ValueError, match=key):

@@ -1,0 +1,119 @@
+"""The rows still in the running before a step, as that step sees them: global positions 0..n-1 over the parts in
+shard order, each part's rows in key order, skipping what earlier steps removed.
+
+`AliveRows` is what k-means is given instead of an embedding matrix: `len`, `shape`, `rows[sorted positions]` for a
+bounded training sample (read from the memory-mapped parts), and `assign_all` for a full pass, which runs one Ray task
+per part. Only per-part counts live in the caller; per-row data stays in the part files.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import faiss
+import numpy as np
+import ray
+
+from curation.select.step_files import alive_positions
+from curation.select.store import Store, embedding_path
+from curation.select.tasks import run_tasks, select_task
+
+CHUNK = 65_536  # rows converted to float32 at a time: 192 MiB at d = 768
+
+
+@dataclass
+class AliveRows:
+    store: Store
+    removal_dirs: list[str]  # steps whose removals are skipped
+    alive_counts: np.ndarray  # [parts] rows left per part
+    nodes: set[str] = field(default_factory=set)  # Ray nodes that ran this object's tasks
+
+    @classmethod
+    def after(cls, store: Store, removal_dirs: list[str], removed: list[dict[int, int]]) -> "AliveRows":
+        counts = store.counts.copy()
+        index = {int(s): i for i, s in enumerate(store.shard_ids)}
+        for step in removed:
+            for shard_id, n in step.items():
+                counts[index[shard_id]] -= n
+        return cls(store, [str(d) for d in removal_dirs], counts)
+
+    def __len__(self) -> int:
+        return int(self.alive_counts.sum())
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self), self.store.dim
+
+    @property
+    def offsets(self) -> np.ndarray:
+        return np.concatenate([[0], np.cumsum(self.alive_counts)]).astype(np.int64)
+
+    def positions(self, part: int) -> np.ndarray:
+        """Positions in the store's part `part` (index into shard_ids) of its alive rows."""
+        return alive_positions(self.removal_dirs, int(self.store.shard_ids[part]), int(self.store.counts[part]))
+
+    def __getitem__(self, rows: np.ndarray) -> np.ndarray:
+        """Embeddings [len(rows), d] float16 of sorted alive positions, read part by part."""
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.empty((len(rows), self.store.dim), dtype=np.float16)
+        offsets = self.offsets
+        part_of = np.searchsorted(offsets, rows, side="right") - 1
+        starts = np.searchsorted(part_of, np.arange(len(self.alive_counts) + 1))
+        for part in np.flatnonzero(np.diff(starts)):
+            local = rows[starts[part] : starts[part + 1]] - offsets[part]
+            mapped = self.store.embeddings(int(self.store.shard_ids[part]))
+            out[starts[part] : starts[part + 1]] = mapped[self.positions(part)[local]]
+        return out
+
+    def part_args(self, part: int) -> tuple[str, int, int, list[str]]:
+        return str(self.store.folder), int(self.store.shard_ids[part]), int(self.store.counts[part]), self.removal_dirs
+
+    def assign_all(self, centroids: np.ndarray, *, metric: str = "ip", progress: bool = False):
+        """(labels int64 [n], distances float32 [n]) of every alive row to its nearest centroid, by Ray tasks."""
+        ref = ray.put(np.ascontiguousarray(centroids, dtype=np.float32))
+        task = select_task(assign_part)
+        parts = [p for p in range(len(self.alive_counts)) if self.alive_counts[p]]
+        results = run_tasks(
+            [task.remote(*self.part_args(p), ref, metric) for p in parts],
+            desc="assign",
+            nodes=self.nodes,
+            progress=progress,
+        )
+        labels = np.concatenate([r[0] for r in results]).astype(np.int64) if results else np.zeros(0, np.int64)
+        distances = np.concatenate([r[1] for r in results]) if results else np.zeros(0, np.float32)
+        return labels, distances
+
+
+def centroid_index(centroids: np.ndarray, metric: str) -> faiss.Index:
+    if metric not in ("ip", "l2"):
+        raise ValueError(f"metric must be 'ip' or 'l2', got {metric!r}")
+    index = faiss.IndexFlatIP(centroids.shape[1]) if metric == "ip" else faiss.IndexFlatL2(centroids.shape[1])
+    index.add(np.ascontiguousarray(centroids, dtype=np.float32))
+    return index
+
+
+def part_embeddings(folder: str, shard_id: int, count: int, removal_dirs: list[str]):
+    """(alive positions, memory-mapped float16 embeddings of the whole part)."""
+    positions = alive_positions(removal_dirs, shard_id, count)
+    mapped = np.load(embedding_path(Path(folder), shard_id), mmap_mode="r", allow_pickle=False)
+    return positions, mapped
+
+
+def nearest(
+    index: faiss.Index, mapped: np.ndarray, positions: np.ndarray, m: int, metric: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(ids [n, m], distances [n, m]) of the m nearest centroids, CHUNK rows converted to float32 at a time:
+    1 - cosine for 'ip', squared L2 for 'l2'."""
+    ids = np.empty((len(positions), m), dtype=np.int64)
+    dist = np.empty((len(positions), m), dtype=np.float32)
+    for start in range(0, len(positions), CHUNK):
+        chunk = np.ascontiguousarray(mapped[positions[start : start + CHUNK]], dtype=np.float32)
+        d, i = index.search(chunk, m)
+        ids[start : start + len(chunk)] = i
+        dist[start : start + len(chunk)] = 1.0 - d if metric == "ip" else d
+    return ids, dist
+
+
+def assign_part(folder: str, shard_id: int, count: int, removal_dirs: list[str], centroids: np.ndarray, metric: str):
+    positions, mapped = part_embeddings(folder, shard_id, count, removal_dirs)
+    ids, dist = nearest(centroid_index(centroids, metric), mapped, positions, 1, metric)
+    return ids[:, 0].astype(np.int32), dist[:, 0]
