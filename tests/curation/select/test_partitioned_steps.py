@@ -1,0 +1,135 @@
+"""The partitioned (Ray) select steps against the in-memory reference implementations and brute force, on candidates
+cut into several parts and with a memory budget small enough to force many buckets, partitions and cluster groups."""
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from common.schemas import candidate_schema
+from curation.select.alive_rows import AliveRows
+from curation.select.duplicate_groups import load_edges
+from curation.select.phash_dedup import PhashDedupConfig, phash_dedup
+from curation.select.phash_partitioned import phash_dedup_partitioned
+from curation.select.semdedup import SemDedupConfig
+from curation.select.semdedup_partitioned import cluster_groups, semdedup_partitioned
+from curation.select.step_files import read_removed, start_step
+from curation.select.store import build_store
+from tests.curation.select.test_select_runner import mark_scored
+
+pytestmark = pytest.mark.usefixtures("ray_local")
+D = 16
+
+
+def planted_rows(n: int, seed: int) -> pa.Table:
+    """n rows: a quarter exact phash copies, a quarter 1-4 bits off another row, some null hashes; embeddings in
+    tight near-copy groups around a few topics."""
+    rng = np.random.default_rng(seed)
+    phash = rng.integers(0, 2**64, size=n, dtype=np.uint64)
+    src = rng.integers(0, n // 2, size=n)
+    exact = rng.random(n) < 0.25
+    phash[exact] = phash[src[exact]]
+    near = (rng.random(n) < 0.25) & ~exact
+    for i in np.flatnonzero(near):
+        flips = rng.choice(64, rng.integers(1, 5), replace=False)
+        phash[i] = phash[src[i]] ^ np.uint64(sum(1 << int(b) for b in flips))
+    topics = rng.normal(size=(6, D))
+    base = topics[rng.integers(0, 6, n)] + 0.6 * rng.normal(size=(n, D))
+    copy = rng.random(n) < 0.2
+    base[copy] = base[src[copy]] + 0.02 * rng.normal(size=(int(copy.sum()), D))
+    emb = base / np.linalg.norm(base, axis=1, keepdims=True)
+    valid = rng.random(n) > 0.02
+    return pa.table(
+        {
+            "key": [f"k{i:06d}" for i in rng.permutation(n)],
+            "source": ["/x"] * n,
+            "member": pa.nulls(n, pa.string()),
+            "width": pa.array([640] * n, pa.int32()),
+            "height": pa.array([480] * n, pa.int32()),
+            "phash": pa.array(phash, pa.uint64(), mask=~valid),
+            "persons": pa.array([[]] * n, candidate_schema(D).field("persons").type),
+            "max_person_short_side": pa.array(rng.uniform(100, 900, n).astype(np.float32)),
+            "head_pose": pa.nulls(n, candidate_schema(D).field("head_pose").type),
+            "clip": pa.FixedSizeListArray.from_arrays(pa.array(emb.astype(np.float16).reshape(-1)), D),
+            "aesthetic": pa.array(rng.integers(0, 4, n).astype(np.float32)),  # ties: the key decides
+            "nsfw": pa.nulls(n, pa.float32()),
+            "realism": pa.nulls(n, pa.float32()),
+            "text_overlay": pa.nulls(n, pa.float32()),
+            "would_reject": pa.array([[]] * n, pa.list_(pa.string())),
+            "reject_reason": pa.nulls(n, pa.string()),
+        },
+        schema=candidate_schema(D),
+    )
+
+
+def scored_run(run, table: pa.Table, parts: int):
+    (run / "candidates").mkdir(parents=True)
+    step = -(-table.num_rows // parts)
+    for i in range(parts):
+        path = run / "candidates" / f"part-{i:05d}.parquet"
+        pq.write_table(table.slice(i * step, step), path)
+        mark_scored(path)
+    (run / "stats.json").write_text(json.dumps({"shards": parts}))
+    return build_store(run, run / "candidates")
+
+
+def removed_by_key(store, folder) -> dict[str, str]:
+    out = {}
+    for shard_id in store.shard_ids:
+        keys = store.meta(int(shard_id), ["key"])["key"].to_pylist()
+        for row in read_removed(folder, int(shard_id)).to_pylist():
+            out[keys[row["row"]]] = row["dup_of"]
+    return out
+
+
+def test_partitioned_phash_dedup_equals_the_in_memory_one(tmp_path):
+    table = planted_rows(3000, seed=0)
+    store = scored_run(tmp_path / "run", table, parts=7)
+    cfg = PhashDedupConfig()
+    folder = tmp_path / "run" / "select" / "phash_dedup"
+    start_step(folder)
+    nodes: set[str] = set()
+    stats, removed = phash_dedup_partitioned(store, cfg, folder, budget_bytes=50_000, nodes=nodes)
+    assert stats["buckets"] >= 8 and stats["partitions_per_table"] >= 4 and nodes  # the budget forced partitions
+
+    reference_table = table.sort_by("key")
+    reference = phash_dedup(reference_table, cfg, progress=False)
+    keys = reference_table["key"].to_pylist()
+    expected = {keys[i]: keys[j] for i, j in enumerate(reference.dup_of) if j >= 0}
+    assert removed_by_key(store, folder) == expected and len(expected) > 600
+    assert sum(removed.values()) == reference.removed
+    assert (stats["exact_groups"], stats["near_pairs"], stats["components"]) == (
+        reference.exact_groups,
+        reference.near_pairs,
+        reference.components,
+    )
+
+
+def test_partitioned_semdedup_finds_every_brute_force_pair(tmp_path):
+    table = planted_rows(1500, seed=1)
+    store = scored_run(tmp_path / "run", table, parts=5)
+    folder = tmp_path / "run" / "select" / "semdedup"
+    start_step(folder)
+    rows = AliveRows.after(store, [], [])
+    cfg = SemDedupConfig(num_clusters=12)
+    nodes: set[str] = set()
+    stats, removed = semdedup_partitioned(
+        rows, cfg, folder, seed=0, keep_by=["aesthetic"], budget_bytes=40_000, nodes=nodes
+    )
+    assert stats["groups"] > 3  # the budget cut the clusters into several groups
+
+    emb = np.concatenate([store.embeddings(int(s)).astype(np.float32) for s in store.shard_ids])
+    sim = emb @ emb.T
+    truth = set(zip(*np.nonzero(np.triu(sim >= cfg.min_cosine, 1)), strict=True))
+    left, right = load_edges(sorted((folder / "tmp").glob("pairs-*.npy")))
+    found = set(zip(left.tolist(), right.tolist(), strict=True))
+    assert found <= truth  # precision 1.0
+    assert len(found & truth) >= 0.99 * len(truth) and len(truth) > 100
+    assert sum(removed.values()) == stats["rejected"]["dup_embedding"]
+
+
+def test_cluster_groups_respect_the_budget_except_for_one_big_cluster():
+    assert cluster_groups(np.array([3, 3, 3, 10, 1, 1]), 6) == [(0, 2), (2, 3), (3, 4), (4, 6)]
+    assert cluster_groups(np.array([], dtype=np.int64), 6) == []
