@@ -12,6 +12,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 import ray
+from scipy.sparse import csr_matrix
 
 from curation.select.step_files import alive_positions
 from curation.select.store import Store, embedding_path
@@ -26,6 +27,13 @@ class AliveRows:
     removal_dirs: list[str]  # steps whose removals are skipped
     alive_counts: np.ndarray  # [parts] rows left per part
     nodes: set[str] = field(default_factory=set)  # Ray nodes that ran this object's tasks
+    # A k-means fit whose training sample would pass this many bytes (float32) is run as distributed Lloyd steps
+    # seeded on a sample of this size instead (`kmeans.fit_centroids`)
+    fit_budget_bytes: int = 1 << 31
+
+    @property
+    def fit_budget_rows(self) -> int:
+        return max(1, self.fit_budget_bytes // (4 * max(self.store.dim, 1)))
 
     @classmethod
     def after(cls, store: Store, removal_dirs: list[str], removed: list[dict[int, int]]) -> "AliveRows":
@@ -117,3 +125,54 @@ def assign_part(folder: str, shard_id: int, count: int, removal_dirs: list[str],
     positions, mapped = part_embeddings(folder, shard_id, count, removal_dirs)
     ids, dist = nearest(centroid_index(centroids, metric), mapped, positions, 1, metric)
     return ids[:, 0].astype(np.int32), dist[:, 0]
+
+
+def lloyd_part(
+    folder: str, shard_id: int, count: int, removal_dirs: list[str], centroids: np.ndarray, metric: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """One Lloyd step's share of one part: per-centroid sums [k, d] float64 and counts [k] of its nearest rows."""
+    positions, mapped = part_embeddings(folder, shard_id, count, removal_dirs)
+    index = centroid_index(centroids, metric)
+    sums = np.zeros(centroids.shape, dtype=np.float64)
+    counts = np.zeros(len(centroids), dtype=np.int64)
+    for start in range(0, len(positions), CHUNK):
+        chunk = np.ascontiguousarray(mapped[positions[start : start + CHUNK]], dtype=np.float32)
+        labels = index.search(chunk, 1)[1][:, 0]
+        members = csr_matrix(
+            (np.ones(len(labels)), (labels, np.arange(len(labels)))), shape=(len(centroids), len(labels))
+        )
+        sums += members @ chunk.astype(np.float64)
+        counts += np.bincount(labels, minlength=len(centroids))
+    return sums, counts
+
+
+def lloyd_fit(rows: AliveRows, centroids: np.ndarray, *, iterations: int, spherical: bool) -> np.ndarray:
+    """`iterations` Lloyd steps over every alive row, each one Ray task per part returning per-centroid sums and
+    counts; memory here is the centroids and one running sum (k x d), never the rows. A centroid that gets no rows
+    keeps its place."""
+    metric = "ip" if spherical else "l2"
+    centroids = np.ascontiguousarray(centroids, dtype=np.float32)
+    task = select_task(lloyd_part)
+    parts = [p for p in range(len(rows.alive_counts)) if rows.alive_counts[p]]
+    for _ in range(iterations):
+        ref = ray.put(centroids)
+        total = {"sums": np.zeros(centroids.shape, np.float64), "counts": np.zeros(len(centroids), np.int64)}
+
+        def fold(result: tuple[np.ndarray, np.ndarray], total: dict = total) -> None:
+            total["sums"] += result[0]
+            total["counts"] += result[1]
+
+        run_tasks(
+            [task.remote(*rows.part_args(p), ref, metric) for p in parts],
+            desc="lloyd",
+            nodes=rows.nodes,
+            progress=False,
+            fold=fold,
+        )
+        filled = total["counts"] > 0
+        updated = centroids.copy()
+        updated[filled] = (total["sums"][filled] / total["counts"][filled, None]).astype(np.float32)
+        if spherical:
+            updated /= np.maximum(np.linalg.norm(updated, axis=1, keepdims=True), 1e-12)
+        centroids = updated
+    return centroids

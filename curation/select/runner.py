@@ -72,6 +72,7 @@ def _run(out: Path, cfg: SelectConfig, seed: int) -> SelectRun:
         done = read_done(folder, fp)
         if done is None:
             rows = AliveRows.after(store, [f for f, _ in removals], [r for _, r in removals])
+            rows.fit_budget_bytes = budget // 2  # the other half for faiss's own buffers and the per-row arrays
             log.info("select: %s on %d rows", name, len(rows))
             start_step(folder)
             step_nodes: set[str] = set()

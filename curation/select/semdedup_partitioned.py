@@ -24,9 +24,10 @@ SAMPLE_POINTS_PER_CENTROID = 256  # as the in-memory semdedup's kmeans call
 
 
 def _fit(rows: AliveRows, k: int, seed: int, iterations: int, path: str) -> int:
-    centroids = fit_centroids(
-        rows, k, seed=seed, iterations=iterations, max_points_per_centroid=SAMPLE_POINTS_PER_CENTROID
-    )
+    # The centroids only route rows to the clusters searched for pairs (each row to its 2 nearest): a sample capped
+    # at the memory budget serves as well as 256 rows per centroid
+    per_centroid = max(1, min(SAMPLE_POINTS_PER_CENTROID, rows.fit_budget_rows // k))
+    centroids = fit_centroids(rows, k, seed=seed, iterations=iterations, max_points_per_centroid=per_centroid)
     np.save(path, centroids, allow_pickle=False)
     return len(centroids)
 

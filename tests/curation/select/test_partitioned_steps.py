@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from common.schemas import candidate_schema
-from curation.select.alive_rows import AliveRows
+from curation.select.alive_rows import AliveRows, lloyd_fit
 from curation.select.duplicate_groups import load_edges
 from curation.select.phash_dedup import PhashDedupConfig, phash_dedup
 from curation.select.phash_partitioned import phash_dedup_partitioned
@@ -133,3 +133,25 @@ def test_partitioned_semdedup_finds_every_brute_force_pair(tmp_path):
 def test_cluster_groups_respect_the_budget_except_for_one_big_cluster():
     assert cluster_groups(np.array([3, 3, 3, 10, 1, 1]), 6) == [(0, 2), (2, 3), (3, 4), (4, 6)]
     assert cluster_groups(np.array([], dtype=np.int64), 6) == []
+
+
+@pytest.mark.parametrize("spherical", [True, False])
+def test_distributed_lloyd_steps_equal_plain_lloyd(tmp_path, spherical):
+    store = scored_run(tmp_path / "run", planted_rows(900, seed=2), parts=4)
+    rows = AliveRows.after(store, [], [])
+    x = np.concatenate([store.embeddings(int(s)).astype(np.float32) for s in store.shard_ids])
+    start = x[np.random.default_rng(0).choice(len(x), 10, replace=False)]
+    expected = start.copy()
+    for _ in range(3):  # the textbook loop, every row in memory
+        if spherical:
+            labels = np.argmax(x @ expected.T, axis=1)
+        else:
+            labels = np.argmin(((x[:, None, :] - expected[None]) ** 2).sum(-1), axis=1)
+        for c in range(len(expected)):
+            if (labels == c).any():
+                expected[c] = x[labels == c].mean(0)
+        if spherical:
+            expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    found = lloyd_fit(rows, start, iterations=3, spherical=spherical)
+    np.testing.assert_allclose(found, expected, atol=1e-5)
+    assert rows.nodes
