@@ -5,15 +5,22 @@ import json
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
 from common.schemas import candidate_schema
 from curation.select.alive_rows import AliveRows, lloyd_fit
+from curation.select.balanced_sampling import SamplingConfig, balanced_sample
+from curation.select.candidates import clip_matrix
+from curation.select.components import preference_rank
+from curation.select.config import SelectConfig
 from curation.select.duplicate_groups import load_edges
+from curation.select.hierarchical_kmeans import HierarchyConfig, hierarchical_kmeans
 from curation.select.phash_dedup import PhashDedupConfig, phash_dedup
 from curation.select.phash_partitioned import phash_dedup_partitioned
-from curation.select.semdedup import SemDedupConfig
+from curation.select.runner import run_select
+from curation.select.semdedup import SemDedupConfig, semdedup
 from curation.select.semdedup_partitioned import cluster_groups, semdedup_partitioned
 from curation.select.step_files import read_removed, start_step
 from curation.select.store import build_store
@@ -155,3 +162,49 @@ def test_distributed_lloyd_steps_equal_plain_lloyd(tmp_path, spherical):
     found = lloyd_fit(rows, start, iterations=3, spherical=spherical)
     np.testing.assert_allclose(found, expected, atol=1e-5)
     assert rows.nodes
+
+
+def in_memory_select(table: pa.Table, cfg: SelectConfig, seed: int) -> tuple[set[str], list[int]]:
+    """The select steps chained on one in-memory table, as select ran before it was split into Ray tasks: the
+    selected keys and the rows each step removed."""
+    meta = table.filter(pc.is_null(table["reject_reason"])).sort_by("key")
+    emb = clip_matrix(meta["clip"])
+    phash = phash_dedup(meta, cfg.phash, progress=False)
+    alive = np.flatnonzero(phash.dup_of < 0)
+    rank = preference_rank(meta.take(pa.array(alive)), list(cfg.phash.keep_by))
+    sem = semdedup(emb[alive], rank, cfg.semdedup, seed=seed, progress=False)
+    alive = alive[sem.dup_of < 0]
+    hierarchy = hierarchical_kmeans(emb[alive], cfg.clusters, seed=seed, progress=False)
+    keep = balanced_sample(
+        hierarchy.level_ids,
+        cfg.sampling.target(len(alive)),
+        strategy=cfg.sampling.strategy,
+        leaf_distance=hierarchy.leaf_distance,
+        seed=seed,
+    )
+    keys = meta["key"].to_numpy(zero_copy_only=False)
+    return set(keys[alive[keep]].tolist()), [phash.removed, sem.removed, int((~keep).sum())]
+
+
+@pytest.mark.parametrize("parts", [1, 4])
+def test_select_on_ray_selects_what_the_in_memory_steps_select(tmp_path, parts):
+    """One part keeps the in-memory row order, so the selection is the same row for row. Cut into parts, the rows
+    come in another order: the dedup steps remove the same counts, k-means samples other rows and the random picks
+    inside each leaf differ, so only the counts are the same."""
+    table = planted_rows(2400, seed=3)
+    run = tmp_path / "run"
+    scored_run(run, table, parts=parts)
+    cfg = SelectConfig(
+        semdedup=SemDedupConfig(num_clusters=8),
+        clusters=HierarchyConfig(clusters=[24, 6, 2]),
+        sampling=SamplingConfig(fraction=0.5),
+    )
+    stats = run_select(run, cfg, seed=0).stats
+    selected = set(pq.read_table(run / "selection.parquet")["key"].to_pylist())
+    expected, removed = in_memory_select(table, cfg, seed=0)
+    steps = stats["steps"]
+    assert [sum(steps[s]["rejected"].values()) for s in ("phash_dedup", "semdedup", "sampling")] == removed
+    if parts == 1:
+        assert selected == expected
+    else:
+        assert len(selected) == len(expected)
