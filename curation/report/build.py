@@ -5,10 +5,17 @@ import json
 import logging
 from pathlib import Path
 
-from curation.report.cluster_grid import cluster_grid_stats, draw_cluster_grids, pick_top_clusters
+from curation.report.candidate_scan import scan_candidates
+from curation.report.cluster_grid import cluster_grid_stats, draw_cluster_grids
 from curation.report.cluster_sizes import cluster_stats, draw_cluster_sizes
 from curation.report.config import HTML_NAME, REPORT_DIR, STATS_NAME, NoPhaseOutputError, ReportConfig, ReportResult
-from curation.report.duplicates import draw_duplicate_counts, draw_pairs, duplicate_counts, pick_pairs
+from curation.report.duplicates import (
+    DUP_METHODS,
+    draw_duplicate_counts,
+    draw_pairs,
+    duplicate_counts,
+    scan_rejected,
+)
 from curation.report.funnel import draw_funnel, draw_rejections, funnel_rows
 from curation.report.head_pose import head_pose_section
 from curation.report.html_page import render_html
@@ -16,6 +23,7 @@ from curation.report.inputs import RunInputs, load_run_inputs
 from curation.report.numbers import clean
 from curation.report.resolution import resolution_section
 from curation.report.scores import person_section, score_section
+from curation.report.selection_scan import scan_selection
 from curation.report.thumbnails import load_thumbnails
 
 log = logging.getLogger(__name__)
@@ -65,24 +73,34 @@ def _compute_and_draw(inputs: RunInputs, config: ReportConfig, out_dir: Path) ->
         plots["rejections"] = draw_rejections(stats["funnel"], out_dir / "rejections.png")
     log.info("report: funnel of %d steps", len(stats["funnel"]))
 
-    for key, section, needed in (
-        ("scores", score_section, inputs.candidates),
-        ("person_short_side", person_section, inputs.candidates),
-        ("resolution", resolution_section, inputs.candidates),
-        ("head_pose", head_pose_section, inputs.candidates if inputs.candidates is not None else inputs.selection),
-    ):
-        stats[key] = None
-        if needed is not None:
-            stats[key], drawn = section(inputs, out_dir)
-            plots |= drawn
-    log.info("report: score distributions %s", "drawn" if inputs.candidates is not None else "not run yet")
+    # The parquet outputs, each read batch by batch: rejected and selection first, so the candidate passes know
+    # which keys the duplicate pairs show.
+    rejected = scan_rejected(inputs, config) if inputs.select_rejected is not None else None
+    counts = duplicate_counts(inputs.select_stats, rejected)
+    chosen_pairs = rejected.pairs if rejected is not None else {m: [] for m in DUP_METHODS}  # none to show
+    pairs = {m: p for m, p in chosen_pairs.items() if m in (counts or {})}
+    selection = scan_selection(inputs, config)
+    picks = selection.picks if selection is not None else []
+    wanted = {key for chosen in pairs.values() for pair in chosen for key in pair}
+    candidates = scan_candidates(inputs, wanted) if inputs.candidate_files else None
 
-    counts = duplicate_counts(inputs)
-    pairs = {m: p for m, p in pick_pairs(inputs, config).items() if m in (counts or {})}
-    picks = pick_top_clusters(inputs.selection, config)
-    locations = inputs.candidate_locations(key for chosen in pairs.values() for pair in chosen for key in pair)
-    wanted = [*locations.values(), *(loc for p in picks for loc in p["locations"])]
-    tiles = load_thumbnails(wanted, config.thumb_size)  # one read-back pass for every thumbnail of the report
+    stats["scores"] = stats["person_short_side"] = stats["resolution"] = stats["head_pose"] = None
+    if candidates is not None:
+        for key, section in (("scores", score_section), ("person_short_side", person_section)):
+            stats[key], drawn = section(candidates, inputs.run_config, out_dir)
+            plots |= drawn
+        stats["resolution"], drawn = resolution_section(candidates, inputs.run_config, out_dir)
+        plots |= drawn
+    if candidates is not None or selection is not None:
+        stats["head_pose"], drawn = head_pose_section(
+            candidates.kept_yaw if candidates else None, selection.yaw if selection else None, out_dir
+        )
+        plots |= drawn
+    log.info("report: score distributions %s", "drawn" if candidates is not None else "not run yet")
+
+    locations = inputs.candidate_locations(candidates.found) if candidates is not None else {}
+    wanted_tiles = [*locations.values(), *(loc for p in picks for loc in p["locations"])]
+    tiles = load_thumbnails(wanted_tiles, config.thumb_size)  # one read-back pass for every thumbnail of the report
 
     stats["duplicates"] = counts
     stats["duplicate_examples"] = {m: [{"removed": a, "kept": b} for a, b in p] for m, p in pairs.items()}
@@ -93,7 +111,7 @@ def _compute_and_draw(inputs: RunInputs, config: ReportConfig, out_dir: Path) ->
     stats["clusters"] = cluster_stats(inputs.select_stats) if inputs.select_stats is not None else None
     if stats["clusters"] is not None:
         plots["cluster_sizes"] = draw_cluster_sizes(inputs.select_stats, out_dir / "cluster_sizes.png")
-    stats["top_clusters"] = cluster_grid_stats(picks) if inputs.selection is not None else None
+    stats["top_clusters"] = cluster_grid_stats(picks) if selection is not None else None
     plots |= draw_cluster_grids(picks, tiles, config.thumb_size, out_dir)
     log.info("report: select sections %s", "drawn" if "select" in inputs.phases else "not run yet")
 

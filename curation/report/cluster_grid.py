@@ -1,5 +1,6 @@
 """Section 7: what the largest top-level clusters look like, a seeded sample of thumbnails from each."""
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -15,34 +16,29 @@ from curation.report.thumbnails import grid_image, tile_for
 GRID_COLUMNS = 8
 
 
-def _top_level_ids(cluster_ids: pa.ChunkedArray) -> pa.ChunkedArray:
-    """The last element of each row's cluster_ids (leaf level first, top level last)."""
+def top_level_ids(cluster_ids: pa.Array) -> pa.Array:
+    """The last element of each row's cluster_ids (leaf level first, top level last); null for a null or empty list."""
     if pa.types.is_fixed_size_list(cluster_ids.type):
         return pc.list_element(cluster_ids, cluster_ids.type.list_size - 1)
-    return pa.chunked_array([pa.array([ids[-1] if ids else None for ids in cluster_ids.to_pylist()], pa.int32())])
+    if len(cluster_ids.values) == 0:
+        return pa.nulls(len(cluster_ids), cluster_ids.type.value_type)
+    offsets = cluster_ids.offsets.to_numpy()
+    has = (offsets[1:] > offsets[:-1]) & cluster_ids.is_valid().to_numpy(zero_copy_only=False)
+    last = cluster_ids.values.take(pa.array(np.where(has, offsets[1:] - 1, 0)))
+    return pc.if_else(pa.array(has), last, pa.scalar(None, last.type))
 
 
-def pick_top_clusters(selection: pa.Table | None, config: ReportConfig) -> list[dict]:
+def rank_clusters(selected: Counter, examples: dict[int, pa.Table], config: ReportConfig) -> list[dict]:
     """[{rank, cluster, selected, locations}] for the `top_clusters` largest top-level clusters by selected rows
-    (ties: lower id first); locations are a seeded choice of up to `thumbs_per_cluster` rows, in key order."""
-    if selection is None or selection.num_rows == 0 or config.top_clusters == 0:
-        return []
-    table = selection.append_column("top", _top_level_ids(selection["cluster_ids"])).sort_by("key")
-    counts = pc.value_counts(pc.drop_null(table["top"]))
-    ranked = sorted(
-        zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True),
-        key=lambda vc: (-vc[1], vc[0]),
-    )
+    (ties: lower id first); locations are the cluster's seeded examples (row_sample), in key order."""
+    ranked = sorted(selected.items(), key=lambda vc: (-vc[1], vc[0]))
     picks = []
-    for rank, (cluster, selected) in enumerate(ranked[: config.top_clusters], start=1):
-        rows = table.filter(pc.equal(table["top"], cluster))
-        n = min(config.thumbs_per_cluster, rows.num_rows)
-        chosen = np.sort(
-            np.random.default_rng([config.seed, cluster % 2**32]).choice(rows.num_rows, size=n, replace=False)
+    for rank, (cluster, count) in enumerate(ranked[: config.top_clusters], start=1):
+        rows = examples.get(cluster)
+        locations = (
+            [] if rows is None else list(zip(rows["source"].to_pylist(), rows["member"].to_pylist(), strict=True))
         )
-        sources, members = rows["source"].to_pylist(), rows["member"].to_pylist()
-        locations = [(sources[i], members[i]) for i in chosen.tolist()]
-        picks.append({"rank": rank, "cluster": cluster, "selected": selected, "locations": locations})
+        picks.append({"rank": rank, "cluster": cluster, "selected": count, "locations": locations})
     return picks
 
 

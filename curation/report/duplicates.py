@@ -1,16 +1,19 @@
 """Section 5: duplicates the select phase removed, per method, with removed/kept example pairs side by side."""
 
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 from PIL import Image
 
 from common.reasons import RejectReason
 from curation.readers.fetch import Location
 from curation.report.config import ReportConfig
-from curation.report.inputs import RunInputs
+from curation.report.inputs import RunInputs, dataset_batches
 from curation.report.plotting import REJECT_COLOR, new_figure, no_data, save_figure, save_image
+from curation.report.row_sample import SmallestPerGroup, priorities
 from curation.report.thumbnails import pairs_image, tile_for
 
 # Reject reason -> the select step that gives it.
@@ -18,36 +21,42 @@ DUP_METHODS = {RejectReason.DUP_PHASH.value: "phash_dedup", RejectReason.DUP_EMB
 KEY_CHARS = 16  # of a key shown under a pair
 
 
-def duplicate_counts(inputs: RunInputs) -> dict[str, int] | None:
+@dataclass
+class RejectedScan:
+    reasons: Counter = field(default_factory=Counter)  # reject_reason -> rows in select/rejected
+    pairs: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # reason -> (removed key, kept key)
+
+
+def scan_rejected(inputs: RunInputs, config: ReportConfig) -> RejectedScan:
+    """One pass over select/rejected: rows per reason, and up to `dup_examples` (removed, kept) pairs per dedup
+    method, a seeded choice (row_sample) in key order; no pairs when the select phase has not written it."""
+    scan = RejectedScan(pairs={reason: [] for reason in DUP_METHODS})
+    examples = SmallestPerGroup(config.dup_examples)
+    for batch in dataset_batches(inputs.select_rejected, ["key", "reject_reason", "dup_of"]):
+        for entry in pc.value_counts(batch.column("reject_reason")).to_pylist():
+            scan.reasons[entry["values"]] += entry["counts"]
+        dup = pc.and_(
+            pc.is_in(batch.column("reject_reason"), pa.array(list(DUP_METHODS))), pc.is_valid(batch.column("dup_of"))
+        )
+        rows = pa.table({"key": batch["key"], "group": batch["reject_reason"], "dup_of": batch["dup_of"]}).filter(dup)
+        examples.add(rows.append_column("priority", pa.array(priorities(rows["key"], config.seed))))
+    for reason, rows in examples.groups().items():
+        scan.pairs[reason] = list(zip(rows["key"].to_pylist(), rows["dup_of"].to_pylist(), strict=True))
+    return scan
+
+
+def duplicate_counts(select_stats: dict | None, rejected: RejectedScan | None) -> dict[str, int] | None:
     """{reason: rows removed} for each dedup method that ran (select_stats.json first, else select/rejected)."""
-    if inputs.select_stats is None and inputs.select_rejected is None:
+    if select_stats is None and rejected is None:
         return None
-    steps = (inputs.select_stats or {}).get("steps") or {}
-    rejected = inputs.select_rejected
+    steps = (select_stats or {}).get("steps") or {}
     counts = {}
     for reason, step in DUP_METHODS.items():
         if step in steps:
             counts[reason] = int((steps[step].get("rejected") or {}).get(reason, 0))
         elif rejected is not None:
-            counts[reason] = int(pc.sum(pc.equal(rejected["reject_reason"], reason)).as_py() or 0)
+            counts[reason] = rejected.reasons.get(reason, 0)
     return counts
-
-
-def pick_pairs(inputs: RunInputs, config: ReportConfig) -> dict[str, list[tuple[str, str]]]:
-    """Up to `dup_examples` (removed key, kept key) pairs per method, a seeded choice in key order."""
-    rejected = inputs.select_rejected
-    pairs = {}
-    for i, reason in enumerate(DUP_METHODS):
-        if rejected is None:
-            pairs[reason] = []
-            continue
-        rows = rejected.filter(pc.and_(pc.equal(rejected["reject_reason"], reason), pc.is_valid(rejected["dup_of"])))
-        rows = rows.sort_by("key")
-        n = min(config.dup_examples, rows.num_rows)
-        chosen = np.sort(np.random.default_rng([config.seed, i]).choice(rows.num_rows, size=n, replace=False))
-        keys, dup_of = rows["key"].to_pylist(), rows["dup_of"].to_pylist()
-        pairs[reason] = [(keys[j], dup_of[j]) for j in chosen.tolist()]
-    return pairs
 
 
 def draw_duplicate_counts(counts: dict[str, int], path: Path) -> Path:

@@ -7,17 +7,21 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curation.report.inputs import RunInputs
 from curation.report.plotting import AFTER_COLOR, KEPT_COLOR, new_figure, no_data, save_figure
 
 YAW_CLASSES = ("frontal", "three_quarter", "profile", "back")
 NO_POSE = "none"  # no head pose: no person found, or the stage did not run on the row
 
 
-def yaw_counts(table: pa.Table) -> dict[str, int]:
+def count_classes(counter: Counter, yaw: pa.Array | pa.ChunkedArray) -> None:
+    """Add a batch's yaw classes (None: no pose) to `counter`, without a Python object per row."""
+    for entry in pc.value_counts(yaw).to_pylist():
+        counter[entry["values"]] += entry["counts"]
+
+
+def yaw_counts(seen: Counter) -> dict[str, int]:
     """{class: rows} over the known classes, any other class seen, and `none`."""
-    yaw = pc.struct_field(table["head_pose"], "yaw_class").to_pylist() if table.num_rows else []
-    seen = Counter(yaw)
+    seen = Counter(seen)
     counts = {c: seen.pop(c, 0) for c in YAW_CLASSES}
     none = seen.pop(None, 0)
     counts |= dict(sorted(seen.items()))
@@ -25,13 +29,13 @@ def yaw_counts(table: pa.Table) -> dict[str, int]:
     return counts
 
 
-def head_pose_section(inputs: RunInputs, out_dir: Path) -> tuple[dict, dict[str, Path]]:
+def head_pose_section(kept: Counter | None, selected: Counter | None, out_dir: Path) -> tuple[dict, dict[str, Path]]:
+    """Yaw classes of the kept candidates and of the selected rows (None: that phase has not run)."""
     stats: dict[str, dict[str, int]] = {}
-    if inputs.candidates is not None:
-        kept = inputs.candidates.filter(pc.is_null(inputs.candidates["reject_reason"]))
+    if kept is not None:
         stats["candidates"] = yaw_counts(kept)
-    if inputs.selection is not None:
-        stats["selected"] = yaw_counts(inputs.selection)
+    if selected is not None:
+        stats["selected"] = yaw_counts(selected)
     classes = list(dict.fromkeys(c for counts in stats.values() for c in counts))
     fig = new_figure()
     ax = fig.add_subplot()

@@ -1,12 +1,10 @@
-"""The report's number rules: ints stay ints, floats are rounded to 4 decimals, and a summary of a column."""
+"""The report's number rules: ints stay ints, floats are rounded to 4 decimals; and a lookup by dotted path."""
 
 import math
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 DECIMALS = 4
 
@@ -32,19 +30,3 @@ def lookup(stats: Any, path: str) -> Any:
     for part in path.split("."):
         node = node[int(part)] if isinstance(node, list) else node[part]
     return node
-
-
-def non_null(table: pa.Table | None, column: str) -> np.ndarray:
-    """The column's non-null values as float64 (empty when there is no table)."""
-    if table is None or table.num_rows == 0:
-        return np.zeros(0)
-    values = pc.drop_null(table[column])
-    return values.to_numpy(zero_copy_only=False).astype(np.float64) if len(values) else np.zeros(0)
-
-
-def summarize(values: np.ndarray) -> dict[str, Any]:
-    """count, mean and the 5/50/95th percentiles; None for all but the count when there are no values."""
-    if values.size == 0:
-        return {"count": 0, "mean": None, "p05": None, "p50": None, "p95": None}
-    p05, p50, p95 = np.percentile(values, [5, 50, 95])
-    return {"count": int(values.size), "mean": float(values.mean()), "p05": p05, "p50": p50, "p95": p95}

@@ -7,6 +7,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from common.image_decode import DecodeConfig
+from curation.report.column_stream import ColumnStream
 from curation.stages.aesthetic import AestheticStageConfig
 from curation.stages.detect import DetectStageConfig
 from curation.stages.nsfw import NsfwStageConfig
@@ -33,16 +34,24 @@ THRESHOLDS = {
 }
 
 
-def threshold_stats(name: str, run_config: DictConfig | None, values: np.ndarray) -> dict:
-    """{threshold, threshold_source, rejects, on_rejecting_side}: the line and how many values fall beyond it."""
+def threshold_line(name: str, run_config: DictConfig | None) -> dict:
+    """{threshold, threshold_source, rejects}: the line a stage draws and which side of it the stage rejects."""
     spec = THRESHOLDS[name]
     value = OmegaConf.select(run_config, spec.config_key, default=None) if run_config is not None else None
     source = "config" if value is not None else "default"
-    value = float(spec.default if value is None else value)
-    beyond = values < value if spec.rejects == "below" else values > value
     return {
-        "threshold": value,
+        "threshold": float(spec.default if value is None else value),
         "threshold_source": source,
         "rejects": spec.rejects,
-        "on_rejecting_side": int(np.count_nonzero(beyond)),
     }
+
+
+def threshold_stream(name: str, run_config: DictConfig | None, dtype: np.dtype) -> ColumnStream:
+    """A column summary that also counts the values beyond the line (`on_rejecting_side`)."""
+    line = threshold_line(name, run_config)
+    return ColumnStream(dtype, threshold=line["threshold"], rejects=line["rejects"])
+
+
+def threshold_stats(name: str, run_config: DictConfig | None, stream: ColumnStream) -> dict:
+    """The summary of a streamed column, then its line and how many values fall beyond it."""
+    return stream.summary() | threshold_line(name, run_config) | {"on_rejecting_side": stream.beyond}

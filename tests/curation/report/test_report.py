@@ -378,3 +378,35 @@ def test_rerun_is_deterministic_and_removes_stale_plots(full_report, tmp_path):
 def test_a_dir_without_phase_output_is_refused(tmp_path):
     with pytest.raises(NoPhaseOutputError, match=r"stats\.json"):
         build_report(tmp_path)
+
+
+def split_into_parts(path: Path, parts: int, rng) -> None:
+    """The file becomes a directory of the same name: `parts` part files of shuffled rows, and one empty part."""
+    table = pq.read_table(path)
+    table = table.take(rng.permutation(table.num_rows))
+    path.unlink()
+    path.mkdir()
+    for i, rows in enumerate(np.array_split(np.arange(table.num_rows), parts)):
+        pq.write_table(table.take(rows), path / f"part-{i:05d}.parquet")
+    pq.write_table(table.slice(0, 0), path / f"part-{parts:05d}.parquet")
+
+
+def test_selection_and_rejected_as_directories_of_parts_give_the_same_report(full_report, tmp_path):
+    shared, _, first = full_report
+    run = tmp_path / "run"
+    shutil.copytree(shared, run)
+    rng = np.random.default_rng(7)
+    split_into_parts(run / "selection.parquet", 3, rng)
+    split_into_parts(run / "select" / "rejected.parquet", 4, rng)
+    result = build_report(run, config=CONFIG)
+    stats = json.loads(result.stats.read_text())
+    assert stats | {"run_dir": None} == json.loads(first.stats.read_text()) | {"run_dir": None}
+    for path in first.plots:  # the same examples too: they follow the keys, not the files
+        assert (run / "report" / path.name).read_bytes() == path.read_bytes(), path.name
+
+    # Without select_stats.json the duplicate counts come from the rejected parts.
+    (run / "select_stats.json").unlink()
+    stats = json.loads(build_report(run, config=CONFIG).stats.read_text())
+    reasons = Counter(pq.read_table(run / "select" / "rejected.parquet")["reject_reason"].to_pylist())
+    assert stats["duplicates"] == {"dup_phash": reasons["dup_phash"], "dup_embedding": 1}
+    assert stats["top_clusters"] == json.loads(first.stats.read_text())["top_clusters"]
