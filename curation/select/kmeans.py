@@ -6,18 +6,30 @@ centroids after every iteration and assigns by inner product, so "nearest centro
 centroids stay on the unit sphere, where the next level of hierarchical k-means clusters them like data points.
 SemDeDup (Abbas et al. 2023) clusters with spherical k-means too.
 
-Seeding is AFK-MC² (faiss's fast approximation of k-means++), not faiss's default uniform pick: a uniform pick
-misses groups smaller than n / k (a rare concept gets no centroid and is merged into a neighbour), and D²-style
-seeding is what lets the resampling steps of hierarchical k-means move centroids out of dense regions. On planted
-blobs (d = 32, one 50x bigger) uniform seeding kept ~6 of 11 blobs apart, AFK-MC² ~10.6; seeding 250 centroids
-from 64k x 768 took ~0.1 s with AFK-MC², ~4 s with exact k-means++.
+Seeding, never faiss's default uniform pick: a uniform pick misses groups smaller than n / k (a rare concept gets no
+centroid and is merged into a neighbour). On planted blobs (d = 32, one 50x bigger) uniform seeding kept ~6 of 11
+blobs apart, AFK-MC² ~10.6. Two D²-style seedings:
+- "afk-mc2": faiss's fast Markov-chain approximation of k-means++ (the default; SemDeDup uses it): 250 centroids
+  from 64k x 768 in ~0.1 s;
+- "kmeans++": greedy k-means++, each seed the best of 2 + ln k candidates drawn by D² (the variant scikit-learn and
+  Vo et al. 2024 use). Hierarchical k-means needs it: with ~20 rows per cluster Lloyd barely moves centroids from one
+  group to another, so the seeding decides how many clusters each group gets, and only the greedy pick stops
+  splitting a dense group ever finer. Planted mixture of `bench/hkmeans_sampling.py --planted` (seed 0, leaf level
+  only, 1,000 clusters of which the largest component's proportional share is 367), clusters in that component
+  before / after 10 resampling steps: greedy 219 / 26-35, AFK-MC² 329 / 156-169, non-greedy k-means++ (faiss's or
+  one candidate per seed) 298-310 / 120-154, whether spherical or Euclidean, 20 or 50 Lloyd iterations. It costs
+  k * (2 + ln k) distance rows over the sample, about 2 + ln k Lloyd iterations' worth: 1,089 seeds from
+  21,770 x 64 in ~1 s on one core.
 
 Determinism: faiss seeds its initialisation with `seed`; the training sample is drawn here with a numpy generator of
-the same seed. Fits with the same seed and input gave bit-identical centroids, labels and distances with 1 and with
-2 OpenMP threads (and the 10^6-row bench repeats its cluster sizes exactly), so the thread count is left alone.
+the same seed. Fits with the same seed and input gave bit-identical centroids and labels with 1 and with 2 OpenMP
+threads (and the 10^6-row bench repeats its cluster sizes exactly), so the thread count is left alone; distances
+differed in the last bits (4e-7, planted mixture). The greedy seeding's numpy products gave the same seeds with 1
+and 2 BLAS threads.
 Distances do change in the last bits with ASSIGN_CHUNK (BLAS blocking): keep it fixed to reproduce a run bit for bit.
 """
 
+import math
 from dataclasses import dataclass
 
 import faiss
@@ -25,6 +37,7 @@ import numpy as np
 from tqdm import tqdm
 
 ASSIGN_CHUNK = 65_536  # rows converted to float32 at a time: 192 MiB at d = 768
+SEEDINGS = ("afk-mc2", "kmeans++")
 
 
 @dataclass(frozen=True)
@@ -32,6 +45,34 @@ class KMeansResult:
     centroids: np.ndarray  # [k, d] float32, unit norm
     labels: np.ndarray  # [n] int64, index of the nearest centroid
     distances: np.ndarray  # [n] float32, cosine distance 1 - <x, centroid>
+
+
+def greedy_kmeans_plusplus(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of k seed rows of x [n, d] float32 (k <= n): greedy k-means++. The first seed is uniform; each next one
+    is the candidate, out of 2 + ln k drawn with probability proportional to the squared distance to the nearest seed
+    so far, that leaves the lowest sum of those squared distances."""
+    trials = 2 + int(math.log(k))
+    norms = np.einsum("ij,ij->i", x, x)  # [n]
+    seeds = np.empty(k, dtype=np.int64)
+    seeds[0] = rng.integers(len(x))
+    nearest = np.maximum(norms - 2 * (x @ x[seeds[0]]) + norms[seeds[0]], 0)  # [n] squared distance to the seeds
+    for i in range(1, k):
+        cumulative = np.cumsum(nearest, dtype=np.float64)
+        if cumulative[-1] > 0:
+            candidates = np.searchsorted(cumulative, rng.random(trials) * cumulative[-1], side="right")
+            candidates = np.minimum(candidates, len(x) - 1)  # rounding at the top end
+        else:  # every row sits on a seed (duplicates): any row will do
+            candidates = rng.integers(len(x), size=trials)
+        # This loop is the seeding's whole cost, so as few passes over [n, trials] as can be: with
+        # |x_i - c|^2 = |x_i|^2 + |c|^2 - 2 <x_i, c>, min(|x_i - c|^2, nearest_i) - |x_i|^2 is
+        # min(|c|^2 - 2 <x_i, c>, nearest_i - |x_i|^2)
+        shifted = x @ (-2 * x[candidates]).T  # [n, trials]
+        shifted += norms[candidates]
+        np.minimum(shifted, (nearest - norms)[:, None], out=shifted)
+        best = int(np.einsum("ij->j", shifted).argmin())  # lowest potential, less the constant sum of |x_i|^2
+        seeds[i] = candidates[best]
+        nearest = np.maximum(shifted[:, best] + norms, 0)
+    return seeds
 
 
 def fit_centroids(
@@ -42,16 +83,20 @@ def fit_centroids(
     iterations: int = 20,
     max_points_per_centroid: int = 256,
     rows: np.ndarray | None = None,
+    seeding: str = "afk-mc2",
 ) -> np.ndarray:
     """Spherical k-means centroids [min(k, rows), d] of x (or of x[rows]); at most k * max_points_per_centroid rows,
-    drawn at random, are converted to float32 and trained on."""
-    rows = np.arange(len(x)) if rows is None else np.asarray(rows)
+    drawn at random, are converted to float32 and trained on. x is only read as x[sorted unique int64 rows]."""
+    if seeding not in SEEDINGS:
+        raise ValueError(f"seeding must be one of {SEEDINGS}, got {seeding!r}")
+    rows = np.arange(len(x), dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
     if len(rows) == 0:
         raise ValueError("k-means needs at least one row")
     k = min(k, len(rows))
     budget = k * max_points_per_centroid
+    rng = np.random.default_rng(seed)
     if len(rows) > budget:  # sorted: reading rows in order is kinder to a memory-mapped x
-        rows = np.sort(np.random.default_rng(seed).choice(rows, budget, replace=False))
+        rows = np.sort(rng.choice(rows, budget, replace=False))
     sample = np.ascontiguousarray(x[rows], dtype=np.float32)
     kmeans = faiss.Kmeans(
         sample.shape[1],
@@ -59,12 +104,17 @@ def fit_centroids(
         niter=iterations,
         seed=seed,
         spherical=True,
-        init_method=faiss.ClusteringInitMethod_AFK_MC2,
+        init_method=faiss.ClusteringInitMethod_AFK_MC2,  # unused when seeds are given
         max_points_per_centroid=max_points_per_centroid,  # never reached: the sample is already bounded
         min_points_per_centroid=1,  # small levels (centroids of centroids) are legitimately sparse
         verbose=False,
     )
-    kmeans.train(sample)
+    if seeding == "kmeans++":
+        start = sample[greedy_kmeans_plusplus(sample, k, rng)]
+        start /= np.maximum(np.linalg.norm(start, axis=1, keepdims=True), 1e-12)  # spherical: unit seeds
+        kmeans.train(sample, init_centroids=start)
+    else:
+        kmeans.train(sample)
     return kmeans.centroids
 
 
