@@ -9,14 +9,13 @@ import socket
 import subprocess
 import sys
 import threading
-import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from common.ray_bootstrap import CONNECT_TIMEOUT_ENV
+from tests.ray_cluster_rig import sealed_ray_cluster
 
 REPO = Path(__file__).resolve().parents[2]
 STRACE = shutil.which("strace")
@@ -168,57 +167,11 @@ def _run(*command: str, **kwargs) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
-def sealed_head(tmp_path) -> Iterator[dict]:
+def sealed_head() -> Iterator[dict]:
     """A Ray head at 10.77.9.1 in a network namespace joined by a veth pair to a second, empty namespace and to
     nothing else: no packet can leave, no default route exists, and an attempt to reach 8.8.8.8 shows in strace."""
-    if os.geteuid() != 0 or IP is None:
-        pytest.skip("needs root and iproute2 to make network namespaces")
-    tag = uuid.uuid4().hex[:6]
-    ns, peer_ns = f"h1b-join-{tag}", f"h1b-peer-{tag}"
-    if _run(IP, "netns", "add", ns).returncode != 0:
-        pytest.skip("network namespaces cannot be created here")
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "ray_bootstrap_config.yaml").write_text("{}\n")
-    token = home / "token"
-    token.write_text(uuid.uuid4().hex * 2)
-    temp = Path("/tmp") / f"h1b-{tag}"
-    env = _clean_env(
-        HOME=str(home),
-        RAY_USAGE_STATS_ENABLED="0",
-        RAY_USAGE_STATS_REPORT_URL="http://127.0.0.1:9/",
-        RAY_AUTH_MODE="token",
-        RAY_AUTH_TOKEN_PATH=str(token),
-    )
-    ray_bin = str(Path(sys.executable).parent / "ray")
-    try:
-        for step in (
-            ["netns", "add", peer_ns],
-            ["link", "add", f"va{tag}", "type", "veth", "peer", "name", f"vb{tag}"],
-            ["link", "set", f"va{tag}", "netns", ns],
-            ["link", "set", f"vb{tag}", "netns", peer_ns],
-            ["-n", ns, "addr", "add", "10.77.9.1/24", "dev", f"va{tag}"],
-            ["-n", ns, "link", "set", "lo", "up"],
-            ["-n", ns, "link", "set", f"va{tag}", "up"],
-            ["-n", peer_ns, "link", "set", f"vb{tag}", "up"],
-        ):
-            made = _run(IP, *step)
-            assert made.returncode == 0, (step, made.stderr)
-        head = _run(
-            IP, "netns", "exec", ns, ray_bin, "start", "--head", "--node-ip-address=10.77.9.1", "--port=6379",
-            "--num-cpus=1", "--include-dashboard=false", f"--temp-dir={temp}", "--disable-usage-stats",
-            env=env, timeout=180,
-        )  # fmt: skip
-        assert head.returncode == 0, head.stdout[-2000:] + head.stderr[-2000:]
-        yield {"ns": ns, "env": env, "address": "10.77.9.1:6379"}
-    finally:
-        for name in (ns, peer_ns):
-            for pid in _run(IP, "netns", "pids", name).stdout.split():
-                _run("kill", "-9", pid)
-        time.sleep(1)
-        for name in (ns, peer_ns):
-            _run(IP, "netns", "del", name)
-        shutil.rmtree(temp, ignore_errors=True)
+    with sealed_ray_cluster(with_worker=False) as cluster:
+        yield {"ns": cluster.head_ns, "env": cluster.env, "address": cluster.address}
 
 
 @pytest.mark.skipif(STRACE is None, reason="strace is not installed")
