@@ -90,6 +90,10 @@ class AliveRows:
         distances = np.concatenate([r[1] for r in results]) if results else np.zeros(0, np.float32)
         return labels, distances
 
+    def lloyd_fit(self, centroids: np.ndarray, *, iterations: int, subset: np.ndarray | None = None) -> np.ndarray:
+        """Spherical Lloyd steps from `centroids` over the alive rows (or the sorted positions `subset`), as tasks."""
+        return lloyd_fit(self, centroids, iterations=iterations, spherical=True, subset=subset)
+
 
 def centroid_index(centroids: np.ndarray, metric: str) -> faiss.Index:
     if metric not in ("ip", "l2"):
@@ -128,10 +132,19 @@ def assign_part(folder: str, shard_id: int, count: int, removal_dirs: list[str],
 
 
 def lloyd_part(
-    folder: str, shard_id: int, count: int, removal_dirs: list[str], centroids: np.ndarray, metric: str
+    folder: str,
+    shard_id: int,
+    count: int,
+    removal_dirs: list[str],
+    centroids: np.ndarray,
+    metric: str,
+    subset: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One Lloyd step's share of one part: per-centroid sums [k, d] float64 and counts [k] of its nearest rows."""
+    """One Lloyd step's share of one part: per-centroid sums [k, d] float64 and counts [k] of its nearest rows (of
+    its alive rows, or of those at the sorted indices `subset` among them)."""
     positions, mapped = part_embeddings(folder, shard_id, count, removal_dirs)
+    if subset is not None:
+        positions = positions[subset]
     index = centroid_index(centroids, metric)
     sums = np.zeros(centroids.shape, dtype=np.float64)
     counts = np.zeros(len(centroids), dtype=np.int64)
@@ -146,14 +159,22 @@ def lloyd_part(
     return sums, counts
 
 
-def lloyd_fit(rows: AliveRows, centroids: np.ndarray, *, iterations: int, spherical: bool) -> np.ndarray:
-    """`iterations` Lloyd steps over every alive row, each one Ray task per part returning per-centroid sums and
-    counts; memory here is the centroids and one running sum (k x d), never the rows. A centroid that gets no rows
-    keeps its place."""
+def lloyd_fit(
+    rows: AliveRows, centroids: np.ndarray, *, iterations: int, spherical: bool, subset: np.ndarray | None = None
+) -> np.ndarray:
+    """`iterations` Lloyd steps over every alive row (or the sorted global positions `subset`), each one Ray task per
+    part returning per-centroid sums and counts; memory here is the centroids and one running sum (k x d), never the
+    rows. A centroid that gets no rows keeps its place."""
     metric = "ip" if spherical else "l2"
     centroids = np.ascontiguousarray(centroids, dtype=np.float32)
     task = select_task(lloyd_part)
     parts = [p for p in range(len(rows.alive_counts)) if rows.alive_counts[p]]
+    local = {p: None for p in parts}
+    if subset is not None:
+        offsets = rows.offsets
+        cuts = np.searchsorted(subset, offsets)
+        local = {p: ray.put(subset[cuts[p] : cuts[p + 1]] - offsets[p]) for p in parts if cuts[p + 1] > cuts[p]}
+        parts = list(local)
     for _ in range(iterations):
         ref = ray.put(centroids)
         total = {"sums": np.zeros(centroids.shape, np.float64), "counts": np.zeros(len(centroids), np.int64)}
@@ -163,7 +184,7 @@ def lloyd_fit(rows: AliveRows, centroids: np.ndarray, *, iterations: int, spheri
             total["counts"] += result[1]
 
         run_tasks(
-            [task.remote(*rows.part_args(p), ref, metric) for p in parts],
+            [task.remote(*rows.part_args(p), ref, metric, local[p]) for p in parts],
             desc="lloyd",
             nodes=rows.nodes,
             progress=False,

@@ -68,9 +68,10 @@ class HierarchyConfig:
     # 0.975-0.979; 0.25 shrinks the largest component further (0.02-0.04, fewer leaves than an even split per
     # concept gives it) for no gain in entropy (0.974-0.978)
     resample_share: float = bounded(0.5, gt=0, le=1)
-    # "kmeans++" (greedy, kmeans.py says why it matters) or "afk-mc2", faster when k_1 is too large for the greedy
-    # seeding's k * (2 + ln k) distance rows; planted with afk-mc2: share 0.33-0.46, a component down to 24 rows
-    seeding: str = "kmeans++"
+    # "kmeans++" (greedy, kmeans.py says why it matters), "afk-mc2" (planted: share 0.33-0.46, a component down to 24
+    # rows), or "auto": greedy while k^2 * 32 * d stays under kmeans.GREEDY_MAX_READS (k ~1,000 at 768-d), else
+    # AFK-MC², so a level of 10^4+ clusters is not held up by its seeding
+    seeding: str = "auto"
 
     def __post_init__(self) -> None:
         check_ranges(self)

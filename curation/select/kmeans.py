@@ -37,7 +37,13 @@ import numpy as np
 from tqdm import tqdm
 
 ASSIGN_CHUNK = 65_536  # rows converted to float32 at a time: 192 MiB at d = 768
-SEEDINGS = ("afk-mc2", "kmeans++")
+SEEDINGS = ("auto", "afk-mc2", "kmeans++")
+# Greedy k-means++ seeds from at most k * this rows: its cost is k * (2 + ln k) passes over them, memory-bound, so
+# k^2 * this * d reads. 32 keeps the planted mixture's fits (~20 rows per leaf) on every row they train on.
+SEED_ROWS_PER_CENTROID = 32
+# "auto" takes greedy k-means++ up to this many reads, k * seed rows * d (1,000 leaves of 768-d: 2.5e10, ~3 s a fit
+# on one core), and AFK-MC² above, where greedy seeding would take longer than the whole fit
+GREEDY_MAX_READS = 4 * 10**10
 
 
 @dataclass(frozen=True)
@@ -86,14 +92,30 @@ def fit_centroids(
     seeding: str = "afk-mc2",
 ) -> np.ndarray:
     """Spherical k-means centroids [min(k, rows), d] of x (or of x[rows]); at most k * max_points_per_centroid rows,
-    drawn at random, are converted to float32 and trained on. x is only read as x[sorted unique int64 rows]."""
+    drawn at random, are converted to float32 and trained on. x is only read as x[sorted unique int64 rows], except
+    rows spread over parts whose sample would pass their `fit_budget_rows`: those are fitted on the sample that
+    fits, then refined by `iterations` Lloyd steps over every row (`x.lloyd_fit`)."""
     if seeding not in SEEDINGS:
         raise ValueError(f"seeding must be one of {SEEDINGS}, got {seeding!r}")
+    subset = rows
     rows = np.arange(len(x), dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
     if len(rows) == 0:
         raise ValueError("k-means needs at least one row")
     k = min(k, len(rows))
     budget = k * max_points_per_centroid
+    if hasattr(x, "lloyd_fit") and min(len(rows), budget) > x.fit_budget_rows:
+        # Rows spread over parts (curation.select.alive_rows) and a sample too big for one task: fit on the sample
+        # that fits, then run the Lloyd steps over every row as one Ray task per part
+        if k > x.fit_budget_rows:
+            raise ValueError(
+                f"{k} centroids do not fit the k-means memory budget ({x.fit_budget_rows} rows): "
+                "raise select.memory_gib or lower the cluster counts"
+            )
+        local = x.fit_budget_rows // k
+        start = fit_centroids(
+            x, k, seed=seed, iterations=iterations, max_points_per_centroid=local, rows=subset, seeding=seeding
+        )
+        return x.lloyd_fit(start, iterations=iterations, subset=None if subset is None else rows)
     rng = np.random.default_rng(seed)
     if len(rows) > budget:  # sorted: reading rows in order is kinder to a memory-mapped x
         rows = np.sort(rng.choice(rows, budget, replace=False))
@@ -109,8 +131,17 @@ def fit_centroids(
         min_points_per_centroid=1,  # small levels (centroids of centroids) are legitimately sparse
         verbose=False,
     )
+    if seeding == "auto":
+        seeding = (
+            "kmeans++"
+            if k * min(len(sample), k * SEED_ROWS_PER_CENTROID) * sample.shape[1] <= GREEDY_MAX_READS
+            else "afk-mc2"
+        )
     if seeding == "kmeans++":
-        start = sample[greedy_kmeans_plusplus(sample, k, rng)]
+        pool = sample
+        if len(sample) > k * SEED_ROWS_PER_CENTROID:  # seeds need a few rows per centroid, not the whole sample
+            pool = sample[np.sort(rng.choice(len(sample), k * SEED_ROWS_PER_CENTROID, replace=False))]
+        start = pool[greedy_kmeans_plusplus(pool, k, rng)]
         start /= np.maximum(np.linalg.norm(start, axis=1, keepdims=True), 1e-12)  # spherical: unit seeds
         kmeans.train(sample, init_centroids=start)
     else:

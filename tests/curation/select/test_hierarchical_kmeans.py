@@ -89,7 +89,7 @@ def test_resampling_moves_centroids_out_of_the_big_blob(seed):
     # one blob to another at ~20 rows per cluster, so only a seeding that prefers the sparse blobs lets resampling
     # shift them
     x, blob = unbalanced_blobs(seed)
-    assert (PAPER.clusters_for(len(x)), PAPER.resampling_steps, PAPER.seeding) == ([300, 60], 10, "kmeans++")
+    assert (PAPER.clusters_for(len(x)), PAPER.resampling_steps, PAPER.seeding) == ([300, 60], 10, "auto")
     in_big_blob = {}
     for name, changes in {"plain": {"resampling_steps": 0}, "defaults": {}, "afk-mc2": {"seeding": "afk-mc2"}}.items():
         hierarchy = hierarchical_kmeans(x, HierarchyConfig(**{**vars(PAPER), **changes}), seed=seed, progress=False)
@@ -97,6 +97,28 @@ def test_resampling_moves_centroids_out_of_the_big_blob(seed):
     assert in_big_blob["plain"] >= 150, in_big_blob
     assert in_big_blob["defaults"] <= 60, in_big_blob
     assert in_big_blob["afk-mc2"] >= 120, in_big_blob
+
+
+def test_auto_seeding_is_greedy_until_its_reads_pass_the_budget(monkeypatch):
+    x, _ = unbalanced_blobs(0)  # 6,000 x 32
+    k = 100  # the fit trains on all 6,000 rows and seeds from 3,200 (k * 32): 100 * 3,200 * 32 reads
+    fits = {name: kmeans_module.fit_centroids(x, k, seed=1, seeding=name) for name in ("auto", "kmeans++", "afk-mc2")}
+    np.testing.assert_array_equal(fits["auto"], fits["kmeans++"])
+    assert not np.array_equal(fits["kmeans++"], fits["afk-mc2"])
+    monkeypatch.setattr(kmeans_module, "GREEDY_MAX_READS", 100 * 3_200 * 32 - 1)
+    np.testing.assert_array_equal(kmeans_module.fit_centroids(x, k, seed=1, seeding="auto"), fits["afk-mc2"])
+
+
+def test_greedy_seeds_come_from_a_bounded_pool(monkeypatch):
+    x, _ = unbalanced_blobs(0)
+    pools = []
+    real = kmeans_module.greedy_kmeans_plusplus
+    monkeypatch.setattr(
+        kmeans_module, "greedy_kmeans_plusplus", lambda pool, k, rng: pools.append(len(pool)) or real(pool, k, rng)
+    )
+    kmeans_module.fit_centroids(x, 10, seed=0, seeding="kmeans++")  # 320 of the 2,560 training rows
+    kmeans_module.fit_centroids(x, 300, seed=0, seeding="kmeans++")  # every row: 6,000 < 300 * 32
+    assert pools == [10 * kmeans_module.SEED_ROWS_PER_CENTROID, len(x)]
 
 
 def test_clusters_per_level():

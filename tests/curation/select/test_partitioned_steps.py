@@ -17,6 +17,7 @@ from curation.select.components import preference_rank
 from curation.select.config import SelectConfig
 from curation.select.duplicate_groups import load_edges
 from curation.select.hierarchical_kmeans import HierarchyConfig, hierarchical_kmeans
+from curation.select.kmeans import fit_centroids
 from curation.select.phash_dedup import PhashDedupConfig, phash_dedup
 from curation.select.phash_partitioned import phash_dedup_partitioned
 from curation.select.runner import run_select
@@ -162,6 +163,34 @@ def test_distributed_lloyd_steps_equal_plain_lloyd(tmp_path, spherical):
     found = lloyd_fit(rows, start, iterations=3, spherical=spherical)
     np.testing.assert_allclose(found, expected, atol=1e-5)
     assert rows.nodes
+
+
+def plain_spherical_lloyd(x: np.ndarray, centroids: np.ndarray, iterations: int) -> np.ndarray:
+    centroids = centroids.copy()
+    for _ in range(iterations):
+        labels = np.argmax(x @ centroids.T, axis=1)
+        for c in range(len(centroids)):
+            if (labels == c).any():
+                centroids[c] = x[labels == c].astype(np.float64).sum(0) / (labels == c).sum()
+        centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
+    return centroids
+
+
+@pytest.mark.parametrize("subset", [False, True])
+def test_a_fit_past_the_budget_is_seeded_on_what_fits_then_runs_lloyd_over_every_row(tmp_path, subset):
+    store = scored_run(tmp_path / "run", planted_rows(900, seed=3), parts=4)
+    rows = AliveRows.after(store, [], [])
+    rows.fit_budget_bytes = 80 * 4 * D  # 80 rows: 8 per centroid where 128 were asked for
+    x = np.concatenate([store.embeddings(int(s)).astype(np.float32) for s in store.shard_ids])
+    chosen = np.sort(np.random.default_rng(1).choice(len(x), 500, replace=False)) if subset else None
+    found = fit_centroids(rows, 10, seed=5, iterations=4, max_points_per_centroid=128, rows=chosen)
+    start = fit_centroids(x, 10, seed=5, iterations=4, max_points_per_centroid=8, rows=chosen)
+    expected = plain_spherical_lloyd(x if chosen is None else x[chosen], start, 4)
+    np.testing.assert_allclose(found, expected, atol=1e-5)
+    assert not np.allclose(start, expected, atol=1e-3)  # the Lloyd steps did move them
+    rows.fit_budget_bytes = 9 * 4 * D
+    with pytest.raises(ValueError, match=r"select\.memory_gib"):
+        fit_centroids(rows, 10, seed=5)
 
 
 def in_memory_select(table: pa.Table, cfg: SelectConfig, seed: int) -> tuple[set[str], list[int]]:
