@@ -37,9 +37,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
+from synthetic_candidates import CANDIDATES, PLANTED_DIR, SCORE_STATS, SYNTHETIC, write_synthetic_run  # in bench/
 
-# a sibling in bench/, which is sys.path[0] when this runs as a script
-from synthetic_candidates import CANDIDATES, PLANTED_DIR, SCORE_STATS, SYNTHETIC, write_synthetic_run
+from pipelines.commands.ray_local import stop_processes
 
 log = logging.getLogger("bench.select_scale")
 
@@ -161,7 +161,17 @@ def run_processes(root: int) -> dict[int, psutil.Process]:
                 found[process.pid] = process
         except (ProcessLookupError, PermissionError, psutil.NoSuchProcess):
             continue
-    return found
+    # A child between fork and exec still shows its parent's memory (and, once that parent is this process, its
+    # command line): its VmHWM is not the run's
+    own = psutil.Process().cmdline()
+    return {pid: p for pid, p in found.items() if not _same_command(p, own)}
+
+
+def _same_command(process: psutil.Process, command: list[str]) -> bool:
+    try:
+        return process.cmdline() == command
+    except psutil.Error:
+        return False
 
 
 def describe(process: psutil.Process) -> str:
@@ -194,10 +204,11 @@ def run_measured(command: list[str], *, env: dict[str, str], cwd: Path, poll: fl
                 peak[pid] = (memory[0], peak.get(pid, (0, ""))[1] or describe(process))
         peak_total = max(peak_total, total)
 
-    # Linux keeps the larger ru_maxrss across fork and execve, so the driver's figure starts at this process's peak
-    inherited_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
     job = subprocess.Popen(command, cwd=cwd, env=env, start_new_session=True, stdout=sys.stderr.fileno())
+    # Linux keeps the larger ru_maxrss across fork and execve: the driver's figure starts at this process's peak
+    # when it was forked (read here, once Popen has seen the exec succeed)
+    inherited_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     try:
         while True:
             sample()
@@ -239,17 +250,7 @@ def end_leftovers(session: int, sample) -> list[str]:
         sample()
         time.sleep(POLL_SECONDS)
     names = [describe(p) for p in alive.values()]
-    for process in alive.values():
-        try:
-            process.terminate()
-        except psutil.NoSuchProcess:
-            continue
-    _, still = psutil.wait_procs(list(alive.values()), timeout=5)
-    for process in still:
-        try:
-            process.kill()
-        except psutil.NoSuchProcess:
-            continue
+    stop_processes(list(alive.values()), timeout=5)
     if names:
         log.warning("processes of the select run were still alive after it ended and were stopped: %s", names)
     return names

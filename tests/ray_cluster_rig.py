@@ -26,6 +26,7 @@ import psutil
 import pytest
 
 from common.ray_bootstrap import local_ray_env, prepare_ray_home
+from pipelines.commands.ray_local import stop_processes
 
 REPO = Path(__file__).resolve().parents[1]
 IP = shutil.which("ip")
@@ -144,7 +145,7 @@ def stop_namespace_processes(*namespaces: str) -> None:
                 continue
         gcs = [p for p in processes if _name(p) == "gcs_server"]
         for group in ([p for p in processes if p not in gcs], gcs):
-            _stop(group)
+            stop_processes(group, STOP_WAIT_S)
 
 
 def _name(process: psutil.Process) -> str | None:
@@ -152,21 +153,6 @@ def _name(process: psutil.Process) -> str | None:
         return process.name()
     except psutil.NoSuchProcess:
         return None
-
-
-def _stop(processes: list[psutil.Process]) -> None:
-    for process in processes:
-        try:
-            process.terminate()
-        except psutil.NoSuchProcess:
-            continue
-    _, alive = psutil.wait_procs(processes, timeout=STOP_WAIT_S)
-    for process in alive:
-        try:
-            process.kill()
-        except psutil.NoSuchProcess:
-            continue
-    psutil.wait_procs(alive, timeout=STOP_WAIT_S)
 
 
 def _ray_start(ns: str, env: dict[str, str], *args: str) -> None:

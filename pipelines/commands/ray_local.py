@@ -222,7 +222,8 @@ def _processes_using(temp_dir: str) -> list[psutil.Process]:
     return found
 
 
-def _terminate(processes: list[psutil.Process], timeout: float) -> None:
+def stop_processes(processes: list[psutil.Process], timeout: float) -> None:
+    """SIGTERM, then SIGKILL for what is still there after `timeout` seconds."""
     for process in processes:
         try:
             process.terminate()
@@ -241,9 +242,9 @@ def _stop_head(state_dir: Path, state: HeadState, timeout: float) -> None:
     head = _head_process(state)
     if head is not None:
         # `ray start --block` stops the processes it started when it gets SIGTERM.
-        _terminate([head], timeout)
+        stop_processes([head], timeout)
     # Workers may outlive their raylet for a moment; they are this head's if their command line names its temp dir.
-    _terminate(_processes_using(state.temp_dir), timeout)
+    stop_processes(_processes_using(state.temp_dir), timeout)
     shutil.rmtree(state.temp_dir, ignore_errors=True)
     shutil.rmtree(state.home, ignore_errors=True)
     (state_dir / STATE_FILE).unlink(missing_ok=True)

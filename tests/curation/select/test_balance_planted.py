@@ -8,33 +8,13 @@ import pytest
 
 from curation.select.balanced_sampling import balanced_sample, distribution_stats
 from curation.select.hierarchical_kmeans import HierarchyConfig, hierarchical_kmeans
+from tests.bench.scripts import bench_module
 
-COMPONENTS, LARGEST, SMALLEST, D = 50, 8000, 40, 64
-SPREAD = 0.6  # noise norm around a unit centre: cosine ~0.86 to the own centre, ~0 across components
+# The mixture and the leaf count are the bench's, so the test and the bench table measure the same thing
+planted = bench_module("hkmeans_sampling")
+COMPONENTS, LARGEST, SMALLEST, D = planted.COMPONENTS, planted.LARGEST, planted.SMALLEST, planted.PLANTED_DIM
+planted_sizes, planted_mixture, leaves_held = planted.planted_sizes, planted.planted_mixture, planted.leaves_held
 FRACTION = 0.2
-
-
-def planted_sizes() -> np.ndarray:
-    """Rows per component: LARGEST * i^-a for i = 1..COMPONENTS, a set so the last one has SMALLEST rows."""
-    exponent = np.log(LARGEST / SMALLEST) / np.log(COMPONENTS)
-    return np.round(LARGEST * np.arange(1, COMPONENTS + 1) ** -exponent).astype(np.int64)
-
-
-def planted_mixture(seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """[21770, 64] float16 unit rows and the component of each (component 0 the largest)."""
-    rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((COMPONENTS, D))
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    component = np.repeat(np.arange(COMPONENTS), planted_sizes())
-    x = centres[component] + rng.standard_normal((len(component), D)) * SPREAD / np.sqrt(D)
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float16), component
-
-
-def leaves_held(leaf: np.ndarray, component: np.ndarray) -> np.ndarray:
-    """[COMPONENTS] number of leaf clusters in which each component has the most rows."""
-    table = np.zeros((leaf.max() + 1, COMPONENTS), dtype=np.int64)
-    np.add.at(table, (leaf, component), 1)
-    return np.bincount(table.argmax(1)[table.sum(1) > 0], minlength=COMPONENTS)
 
 
 def test_the_mixture_is_long_tailed():
