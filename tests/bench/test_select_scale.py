@@ -55,8 +55,8 @@ def test_a_folder_that_is_not_synthetic_is_left_alone(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["candidates", "stats.json"]
 
 
-# The driver starts a child that holds ~300 MiB for a second, waits for it, then leaves a sleeper behind.
-MIB = 300
+# The driver starts a child that holds MIB MiB for a second, waits for it, then leaves a sleeper behind.
+MIB = 700  # well above the measuring interpreter's own peak (~210 MiB with its imports)
 CHILD = f"import time; block = b'1' * ({MIB} << 20); time.sleep(1.0)"
 DRIVER = f"""
 import subprocess, sys
@@ -67,25 +67,33 @@ sys.exit(3)
 
 
 # Measured from a fresh interpreter: the driver's ru_maxrss starts at the peak of the process that launches it.
+# ... started by a small launcher: an interpreter forked from pytest itself would begin at pytest's peak
+LAUNCH = "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))"
 MEASURE = """
 import dataclasses, json, os, sys
 sys.path.insert(0, sys.argv[1])
 import select_scale
 select_scale.LEFTOVER_GRACE = 0.5
 measured = select_scale.run_measured([sys.executable, "-c", sys.argv[2]], env=dict(os.environ), cwd=sys.argv[3])
-print(json.dumps(dataclasses.asdict(measured)))
+import resource
+measurer = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({**dataclasses.asdict(measured), 'measurer_mib': measurer}))
 """
 
 
 def test_peak_rss_of_a_grandchild_is_caught_and_leftovers_are_ended(tmp_path):
     before = {p.pid for p in psutil.process_iter()}
     done = subprocess.run(
-        [sys.executable, "-c", MEASURE, str(BENCH), DRIVER, str(tmp_path)], capture_output=True, text=True, check=True
+        [sys.executable, "-c", LAUNCH, sys.executable, "-c", MEASURE, str(BENCH), DRIVER, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     measured = json.loads(done.stdout.splitlines()[-1])
     assert measured["returncode"] == 3
     assert MIB <= measured["peak_mib"] < MIB + 100
     assert "ru_maxrss" not in measured["peak_process"]  # seen by polling, not only in the driver's rusage
+    assert measured["measurer_mib"] < MIB  # else the driver's ru_maxrss could not rise above what it inherits
     assert measured["peak_total_mib"] >= MIB and MIB <= measured["driver_maxrss_mib"] < MIB + 100
     assert measured["processes"] >= 3 and len(measured["leftovers"]) == 1
     assert measured["seconds"] >= 1.0
