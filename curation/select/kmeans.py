@@ -41,8 +41,8 @@ SEEDINGS = ("auto", "afk-mc2", "kmeans++")
 # Greedy k-means++ seeds from at most k * this rows: its cost is k * (2 + ln k) passes over them, memory-bound, so
 # k^2 * this * d reads. 32 keeps the planted mixture's fits (~20 rows per leaf) on every row they train on.
 SEED_ROWS_PER_CENTROID = 32
-# "auto" takes greedy k-means++ up to this many reads, k * seed rows * d (1,000 leaves of 768-d: 2.5e10, ~3 s a fit
-# on one core), and AFK-MC² above, where greedy seeding would take longer than the whole fit
+# "auto" takes greedy k-means++ up to this many reads, k * seed rows * d (1,000 leaves of 768-d: 2.5e10, ~13 s a fit
+# on 2 cores, BENCHMARKS.md "Select at scale"), and AFK-MC² above, where greedy seeding would outgrow the fit itself
 GREEDY_MAX_READS = 4 * 10**10
 
 
