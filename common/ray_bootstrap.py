@@ -135,6 +135,7 @@ def init_ray(
     address: str | None = None,
     *,
     num_cpus: int | None = None,
+    num_gpus: int | None = None,
     object_store_memory: int | None = None,
     runtime_env: dict[str, Any] | None = None,
     host: str = LOCALHOST,
@@ -143,10 +144,11 @@ def init_ray(
     """Connect to `address` ("ray://host:port", "host:port" or "auto"), or start a local head on `host`.
 
     Without `address`, RAY_ADDRESS is used when set (as inside a submitted job); otherwise a local head starts
-    with `num_cpus` (default: all) and `object_store_memory` (default 2 GiB), listening on `host` only
-    (default 127.0.0.1; another address is a deliberate choice, see local_head_args). Calling it again while Ray
-    is initialised returns the current handle without starting anything. Joining fails with RayUnreachableError
-    after `connect_timeout` seconds (default: $HUMANS1B_RAY_CONNECT_TIMEOUT, else 30) when nothing answers.
+    with `num_cpus` and `num_gpus` (default: all there are) and `object_store_memory` (default 2 GiB), listening on
+    `host` only (default 127.0.0.1; another address is a deliberate choice, see local_head_args). Calling it again
+    while Ray is initialised returns the current handle without starting anything. Joining fails with
+    RayUnreachableError after `connect_timeout` seconds (default: $HUMANS1B_RAY_CONNECT_TIMEOUT, else 30) when
+    nothing answers.
     """
     if _session is not None and not ray.is_initialized():
         shutdown_ray()  # ray.shutdown() was called directly: finish cleaning up that head first
@@ -159,10 +161,10 @@ def init_ray(
 
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
-        if num_cpus is not None or object_store_memory is not None:
-            logger.info("num_cpus and object_store_memory apply to a local head only; ignored for %s", address)
+        if num_cpus is not None or num_gpus is not None or object_store_memory is not None:
+            logger.info("num_cpus, num_gpus, object_store_memory apply to a local head only; ignored for %s", address)
         return _join(address, runtime_env, _connect_timeout(connect_timeout))
-    return _start_local(num_cpus, object_store_memory, runtime_env, host)
+    return _start_local(num_cpus, num_gpus, object_store_memory, runtime_env, host)
 
 
 def _connect_timeout(given: float | None) -> float:
@@ -320,7 +322,11 @@ def local_head_args(host: str = LOCALHOST) -> dict[str, str]:
 
 
 def _start_local(
-    num_cpus: int | None, object_store_memory: int | None, runtime_env: dict[str, Any] | None, host: str
+    num_cpus: int | None,
+    num_gpus: int | None,
+    object_store_memory: int | None,
+    runtime_env: dict[str, Any] | None,
+    host: str,
 ) -> RayHandle:
     global _session
     temp_dir = make_ray_temp_dir()
@@ -342,6 +348,7 @@ def _start_local(
         with _keep_python_signal_handlers():
             context = ray.init(
                 num_cpus=num_cpus,
+                num_gpus=num_gpus,
                 object_store_memory=object_store_memory or DEFAULT_OBJECT_STORE_BYTES,
                 runtime_env=runtime_env,
                 include_dashboard=True,

@@ -4,6 +4,10 @@ shard order, each part's rows in key order, skipping what earlier steps removed.
 `AliveRows` is what k-means is given instead of an embedding matrix: `len`, `shape`, `rows[sorted positions]` for a
 bounded training sample (read from the memory-mapped parts), and `assign_all` for a full pass, which runs one Ray task
 per part. Only per-part counts live in the caller; per-row data stays in the part files.
+
+Every k-means task (sample fits, assignment, Lloyd steps) asks Ray for `task_gpus` GPUs: Ray hides the GPUs from a
+task that asks for none, and faiss then runs on CPU. The coordinating tasks that wait on them ask for none: a task
+blocked in `ray.get` keeps its GPUs, so a coordinator holding one could starve its own children.
 """
 
 from dataclasses import dataclass, field
@@ -14,6 +18,7 @@ import numpy as np
 import ray
 from scipy.sparse import csr_matrix
 
+from curation.select.kmeans import centroid_index, train_sample
 from curation.select.step_files import alive_positions
 from curation.select.store import Store, embedding_path
 from curation.select.tasks import run_tasks, select_task
@@ -30,6 +35,7 @@ class AliveRows:
     # A k-means fit whose training sample would pass this many bytes (float32) is run as distributed Lloyd steps
     # seeded on a sample of this size instead (`kmeans.fit_centroids`)
     fit_budget_bytes: int = 1 << 31
+    task_gpus: float = 0.0  # GPUs each k-means task asks Ray for (`select.task_gpus`)
 
     @property
     def fit_budget_rows(self) -> int:
@@ -75,10 +81,23 @@ class AliveRows:
     def part_args(self, part: int) -> tuple[str, int, int, list[str]]:
         return str(self.store.folder), int(self.store.shard_ids[part]), int(self.store.counts[part]), self.removal_dirs
 
+    def kmeans_task(self, fn):
+        return select_task(fn, num_gpus=self.task_gpus)
+
+    def train_sample(
+        self, rows: np.ndarray, k: int, *, seed: int, iterations: int, seeding: str, rng: np.random.Generator
+    ) -> np.ndarray:
+        """`kmeans.train_sample` on the rows at sorted positions `rows`, in this process without GPUs, else as a Ray
+        task that asks for them (it reads the rows itself: only their positions travel)."""
+        if not self.task_gpus:
+            return train_sample(self[rows], k, seed=seed, iterations=iterations, seeding=seeding, rng=rng)
+        ref = self.kmeans_task(_train_rows).remote(self, rows, k, seed, iterations, seeding, rng)
+        return run_tasks([ref], desc="k-means fit", nodes=self.nodes, progress=False)[0]
+
     def assign_all(self, centroids: np.ndarray, *, metric: str = "ip", progress: bool = False):
         """(labels int64 [n], distances float32 [n]) of every alive row to its nearest centroid, by Ray tasks."""
         ref = ray.put(np.ascontiguousarray(centroids, dtype=np.float32))
-        task = select_task(assign_part)
+        task = self.kmeans_task(assign_part)
         parts = [p for p in range(len(self.alive_counts)) if self.alive_counts[p]]
         results = run_tasks(
             [task.remote(*self.part_args(p), ref, metric) for p in parts],
@@ -95,12 +114,10 @@ class AliveRows:
         return lloyd_fit(self, centroids, iterations=iterations, spherical=True, subset=subset)
 
 
-def centroid_index(centroids: np.ndarray, metric: str) -> faiss.Index:
-    if metric not in ("ip", "l2"):
-        raise ValueError(f"metric must be 'ip' or 'l2', got {metric!r}")
-    index = faiss.IndexFlatIP(centroids.shape[1]) if metric == "ip" else faiss.IndexFlatL2(centroids.shape[1])
-    index.add(np.ascontiguousarray(centroids, dtype=np.float32))
-    return index
+def _train_rows(
+    rows: AliveRows, positions: np.ndarray, k: int, seed: int, iterations: int, seeding: str, rng: np.random.Generator
+) -> np.ndarray:
+    return train_sample(rows[positions], k, seed=seed, iterations=iterations, seeding=seeding, rng=rng)
 
 
 def part_embeddings(folder: str, shard_id: int, count: int, removal_dirs: list[str]):
@@ -167,7 +184,7 @@ def lloyd_fit(
     rows. A centroid that gets no rows keeps its place."""
     metric = "ip" if spherical else "l2"
     centroids = np.ascontiguousarray(centroids, dtype=np.float32)
-    task = select_task(lloyd_part)
+    task = rows.kmeans_task(lloyd_part)
     parts = [p for p in range(len(rows.alive_counts)) if rows.alive_counts[p]]
     local = {p: None for p in parts}
     if subset is not None:

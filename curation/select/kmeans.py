@@ -27,6 +27,10 @@ threads (and the 10^6-row bench repeats its cluster sizes exactly), so the threa
 differed in the last bits (4e-7, planted mixture). The greedy seeding's numpy products gave the same seeds with 1
 and 2 BLAS threads.
 Distances do change in the last bits with ASSIGN_CHUNK (BLAS blocking): keep it fixed to reproduce a run bit for bit.
+
+GPUs: every faiss index here (training and assignment) moves to the GPUs the process sees when faiss was built with
+GPU support (faiss-gpu); the CPU wheel reports none. Under Ray a task sees GPUs only when it asks for them
+(`select.task_gpus`, `curation.select.alive_rows`).
 """
 
 import math
@@ -44,6 +48,17 @@ SEED_ROWS_PER_CENTROID = 32
 # "auto" takes greedy k-means++ up to this many reads, k * seed rows * d (1,000 leaves of 768-d: 2.5e10, ~13 s a fit
 # on 2 cores, BENCHMARKS.md "Select at scale"), and AFK-MC² above, where greedy seeding would outgrow the fit itself
 GREEDY_MAX_READS = 4 * 10**10
+
+
+def centroid_index(centroids: np.ndarray, metric: str = "ip") -> faiss.Index:
+    """Exact index over the centroids ('ip': inner product, 'l2': squared L2), on every visible GPU if faiss has any."""
+    if metric not in ("ip", "l2"):
+        raise ValueError(f"metric must be 'ip' or 'l2', got {metric!r}")
+    index = faiss.IndexFlatIP(centroids.shape[1]) if metric == "ip" else faiss.IndexFlatL2(centroids.shape[1])
+    if faiss.get_num_gpus() > 0:
+        index = faiss.index_cpu_to_all_gpus(index)
+    index.add(np.ascontiguousarray(centroids, dtype=np.float32))
+    return index
 
 
 @dataclass(frozen=True)
@@ -119,7 +134,16 @@ def fit_centroids(
     rng = np.random.default_rng(seed)
     if len(rows) > budget:  # sorted: reading rows in order is kinder to a memory-mapped x
         rows = np.sort(rng.choice(rows, budget, replace=False))
-    sample = np.ascontiguousarray(x[rows], dtype=np.float32)
+    if hasattr(x, "train_sample"):  # rows spread over parts: read and trained where the GPUs are, if any
+        return x.train_sample(rows, k, seed=seed, iterations=iterations, seeding=seeding, rng=rng)
+    return train_sample(x[rows], k, seed=seed, iterations=iterations, seeding=seeding, rng=rng)
+
+
+def train_sample(
+    sample: np.ndarray, k: int, *, seed: int, iterations: int, seeding: str, rng: np.random.Generator
+) -> np.ndarray:
+    """Spherical k-means centroids [k, d] of a bounded sample (k <= len(sample)), seeded as `seeding` says."""
+    sample = np.ascontiguousarray(sample, dtype=np.float32)
     kmeans = faiss.Kmeans(
         sample.shape[1],
         k,
@@ -127,8 +151,9 @@ def fit_centroids(
         seed=seed,
         spherical=True,
         init_method=faiss.ClusteringInitMethod_AFK_MC2,  # unused when seeds are given
-        max_points_per_centroid=max_points_per_centroid,  # never reached: the sample is already bounded
+        max_points_per_centroid=len(sample),  # never reached: the sample is already bounded
         min_points_per_centroid=1,  # small levels (centroids of centroids) are legitimately sparse
+        gpu=faiss.get_num_gpus(),  # how many to spread over; 0 (the CPU wheel) trains on CPU
         verbose=False,
     )
     if seeding == "auto":
@@ -153,8 +178,7 @@ def assign(x: np.ndarray, centroids: np.ndarray, *, progress: bool = False) -> t
     """Nearest centroid (by inner product) of every row and its cosine distance, ASSIGN_CHUNK rows at a time."""
     if hasattr(x, "assign_all"):  # rows spread over parts (curation.select.alive_rows): one Ray task per part
         return x.assign_all(centroids, metric="ip", progress=progress)
-    index = faiss.IndexFlatIP(centroids.shape[1])
-    index.add(np.ascontiguousarray(centroids, dtype=np.float32))
+    index = centroid_index(centroids)
     labels = np.empty(len(x), dtype=np.int64)
     distances = np.empty(len(x), dtype=np.float32)
     starts = range(0, len(x), ASSIGN_CHUNK)

@@ -73,6 +73,7 @@ def _run(out: Path, cfg: SelectConfig, seed: int) -> SelectRun:
         if done is None:
             rows = AliveRows.after(store, [f for f, _ in removals], [r for _, r in removals])
             rows.fit_budget_bytes = budget // 2  # the other half for faiss's own buffers and the per-row arrays
+            rows.task_gpus = cfg.task_gpus
             log.info("select: %s on %d rows", name, len(rows))
             start_step(folder)
             step_nodes: set[str] = set()

@@ -16,13 +16,12 @@ with m = 3.
 import math
 from dataclasses import dataclass
 
-import faiss
 import numpy as np
 from tqdm import tqdm
 
 from common.config import bounded, check_ranges
 from curation.select.components import component_labels, keep_best
-from curation.select.kmeans import ASSIGN_CHUNK, fit_centroids
+from curation.select.kmeans import ASSIGN_CHUNK, centroid_index, fit_centroids
 
 BLOCK_ELEMENTS = 1 << 24  # similarity entries per matrix product: 64 MiB of float32, whatever the cluster size
 
@@ -66,8 +65,7 @@ def nearest_clusters(x: np.ndarray, centroids: np.ndarray, m: int) -> np.ndarray
     rows are converted to float32 at a time."""
     if not 1 <= m <= len(centroids):
         raise ValueError(f"m must be between 1 and the number of centroids ({len(centroids)}), got {m}")
-    index = faiss.IndexFlatIP(centroids.shape[1])
-    index.add(np.ascontiguousarray(centroids, dtype=np.float32))
+    index = centroid_index(centroids)
     nearest = np.empty((len(x), m), dtype=np.int64)
     for start in range(0, len(x), ASSIGN_CHUNK):
         chunk = np.ascontiguousarray(x[start : start + ASSIGN_CHUNK], dtype=np.float32)

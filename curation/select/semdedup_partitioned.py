@@ -126,7 +126,7 @@ def semdedup_partitioned(
         [select_task(_fit).remote(rows, k, seed, cfg.kmeans_iterations, centroids)], desc="semdedup: fit", nodes=nodes
     )[0]
     m = cfg.clusters_per_row
-    task = select_task(_assign_part)
+    task = rows.kmeans_task(_assign_part)
     offsets = store.offsets
     sizes = np.zeros(k, dtype=np.int64)
     parts = [p for p in range(len(store.counts)) if rows.alive_counts[p]]

@@ -18,7 +18,8 @@ class SelectTask:
 
     def __init__(self, fn: Callable, **options: Any) -> None:
         self.fn = fn
-        self.remote_fn = ray.remote(_with_node).options(num_cpus=options.pop("num_cpus", 1), **options)
+        options = {"num_cpus": 1, "name": fn.__name__, **options}  # the name shows in the dashboard and state API
+        self.remote_fn = ray.remote(_with_node).options(**options)
 
     def remote(self, *args: Any, **kwargs: Any) -> ray.ObjectRef:
         return self.remote_fn.remote(self.fn, *args, **kwargs)
