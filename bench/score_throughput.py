@@ -8,7 +8,9 @@
    call loads the model and warms up and is timed apart; then all slices, the first one again, are timed
    (--repeats passes, the fastest kept).
    `tiny` is the demo's model set; `production-sized` is YOLO11m / YOLO11m-pose from their yaml, open_clip ViT-L-14
-   and the 768-d aesthetic MLP, all with random weights: production cost, nothing to download.
+   and the 768-d aesthetic and NSFW MLPs, all with random weights: production cost, nothing to download.
+   Then the CPU side a GPU node still pays per image: decode and each model's host-side preprocessing, in core-ms
+   (process CPU time, every thread counted), times how often the pipeline does each per image.
 2. Pipeline: run_score on a folder of the same images with configs/curation/demo.yaml (tiny profile, audit mode),
    three times in one local Ray session: the images twice, then twice as many. Each run starts its own actors, so
    the doubled run less the second run is the steady-state time of the images; wall and steady-state times are set
@@ -53,9 +55,10 @@ import platform
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
+import numpy as np
 import psutil
 import pyarrow as pa
 import ray
@@ -64,11 +67,12 @@ import torch
 from common.config import to_object
 from common.ray_bootstrap import ray_session
 from curation.config import load_curate_config
-from curation.models.registry import ModelsConfig, production_profile
+from curation.models.registry import ClipConfig, ModelsConfig, production_profile
 from curation.readers import discover_input_shards, read_input_shard
 from curation.sample_corpus import SampleCorpusConfig, build_sample_corpus
 from curation.score.config import ScoreConfig
 from curation.score.runner import CANDIDATES_DIR, build_stages, run_score
+from curation.stages.phash import phash_uint64
 from curation.stages.pixels import decode_batch
 
 log = logging.getLogger("bench.score_throughput")
@@ -91,6 +95,7 @@ def production_sized_models() -> ModelsConfig:
         pose=replace(prod.pose, weights="yolo11m-pose.yaml"),
         clip=replace(prod.clip, pretrained=""),
         aesthetic=replace(prod.aesthetic, weights=None),
+        nsfw=replace(prod.nsfw, weights=None),
     )
 
 
@@ -272,6 +277,88 @@ def time_decode(cfg: ScoreConfig, rows: pa.Table) -> float:
     return time.perf_counter() - start
 
 
+# --- CPU side: what stays on the CPUs when the models run on GPUs ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CpuStep:
+    name: str
+    core_ms: float  # process CPU time per image, every thread counted, the fastest of the repeats
+    times: int  # how often the pipeline does it per image today
+    where: str
+
+
+def core_ms(work: Callable[[], object], images: int, repeats: int) -> float:
+    """Process CPU time of `work` per image: counts every thread, so a multi-threaded step shows its real cost."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.process_time()
+        work()
+        best = min(best, time.process_time() - start)
+    return 1000 * best / images
+
+
+def clip_image_size(cfg: ClipConfig) -> int:
+    if cfg.arch is not None:
+        return cfg.arch.image_size
+    import open_clip
+
+    return int(open_clip.get_model_config(cfg.model)["vision_cfg"]["image_size"])
+
+
+def yolo_host_side(images: list, letterbox) -> np.ndarray:
+    """What ultralytics does on the host before the uint8 batch goes to the device: RGB -> BGR, letterbox, stack."""
+    return np.stack([letterbox(image=np.ascontiguousarray(np.asarray(im.convert("RGB"))[..., ::-1])) for im in images])
+
+
+def cpu_side(cfg: ScoreConfig, rows: pa.Table, repeats: int) -> list[CpuStep]:
+    import open_clip
+    from ultralytics.data.augment import LetterBox
+
+    images = decode_batch(rows, cfg.decode)
+    n, imgsz, size = len(images), cfg.models.detector.imgsz, clip_image_size(cfg.models.clip)
+    letterbox = LetterBox((imgsz, imgsz), auto=False, stride=32)  # rect=False in curation/models/yolo.py
+    transform = open_clip.image_transform(size, is_train=False)
+    return [
+        CpuStep(
+            "decode + validate", core_ms(lambda: decode_batch(rows, cfg.decode), n, repeats), 5, "every pixel stage"
+        ),
+        CpuStep("phash of the pixels", core_ms(lambda: [phash_uint64(im) for im in images], n, repeats), 1, "phash"),
+        CpuStep(
+            f"YOLO host side (letterbox {imgsz})",
+            core_ms(lambda: yolo_host_side(images, letterbox), n, repeats),
+            2,
+            "detect, head_pose",
+        ),
+        CpuStep(
+            f"CLIP transform ({size} px, to tensor)",
+            core_ms(lambda: torch.stack([transform(im.convert("RGB")) for im in images]), n, repeats),
+            1,
+            "clip",
+        ),
+    ]
+
+
+def cpu_side_table(profile: str, rows: int, repeats: int, steps: list[CpuStep]) -> list[str]:
+    today = sum(s.core_ms * s.times for s in steps)
+    decode = steps[0]
+    shared = today - decode.core_ms * (decode.times - 1)  # the same steps, the image decoded once
+    lines = [
+        f"**CPU side per image, `{profile}`** (decode and host-side preprocessing; process CPU time, all threads; "
+        f"{rows} images, fastest of {repeats})",
+        "",
+        "| step | core-ms / image | times per image (stages) | core-ms / image in the pipeline |",
+        "|---|---:|---:|---:|",
+    ]
+    for s in steps:
+        lines.append(f"| {s.name} | {s.core_ms:.2f} | {s.times} ({s.where}) | {s.core_ms * s.times:.2f} |")
+    lines += [
+        f"| **all, as the pipeline runs today** | | | {today:.2f} |",
+        f"| all, with one shared decode | | | {shared:.2f} |",
+    ]
+    return lines
+
+
 # --- 2. pipeline ------------------------------------------------------------------------------------------------------
 
 
@@ -319,7 +406,7 @@ def run_pipelines(count: int, out: Path, quiet_wait: float) -> tuple[float, list
 
 MODELS = {
     "tiny": "YOLO11n, YOLO11n-pose, 2-layer CLIP, 64-d aesthetic MLP",
-    "production-sized": "YOLO11m, YOLO11m-pose, CLIP ViT-L-14, 768-d aesthetic MLP; random weights",
+    "production-sized": "YOLO11m, YOLO11m-pose, CLIP ViT-L-14, 768-d aesthetic and NSFW MLPs; random weights",
 }
 
 
@@ -483,6 +570,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     for profile in shown:
         lines += ["", *stage_table(profile, args.threads, timings[profile])]
+        count = args.images if profile == "tiny" else args.production_images
+        steps = cpu_side(score_config(profile), read_rows(image_folder(count)), args.repeats)
+        lines += ["", *cpu_side_table(profile, count, args.repeats, steps)]
 
     if not args.skip_pipeline:
         plain = {args.threads: timings["tiny"]}

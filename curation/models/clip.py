@@ -11,7 +11,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from curation.models.registry import ClipConfig, TinyClipArch, clip_weights_problem, env_flag, resolve_device
+from curation.models.registry import (
+    ClipConfig,
+    TinyClipArch,
+    clip_weights_problem,
+    env_flag,
+    resolve_device,
+    resolve_precision,
+)
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +102,7 @@ def load_clip(cfg: ClipConfig, *, key: str = "models.clip.pretrained") -> ClipEn
     if cfg.arch is not None:
         register_clip_arch(cfg.model, cfg.arch)
     device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device)
     if not cfg.pretrained:
         log.warning("%s: %s has random weights (seed %d)", key, cfg.model, cfg.seed)
     with torch.random.fork_rng(devices=[]):
@@ -102,14 +110,14 @@ def load_clip(cfg: ClipConfig, *, key: str = "models.clip.pretrained") -> ClipEn
         model, _, preprocess = open_clip.create_model_and_transforms(
             cfg.model,
             pretrained=cfg.pretrained or None,
-            precision=cfg.precision,
+            precision=precision,
             device=device,
             force_quick_gelu=cfg.quick_gelu,
             cache_dir=cfg.cache_dir,
             weights_only=True,
         )
     tokenizer = open_clip.get_tokenizer(cfg.model, cache_dir=cfg.cache_dir)
-    return ClipEncoder(model, preprocess, tokenizer, device, cfg.batch_size, precision=cfg.precision)
+    return ClipEncoder(model, preprocess, tokenizer, device, cfg.batch_size, precision=precision)
 
 
 def _normalise(features: torch.Tensor) -> np.ndarray:

@@ -105,7 +105,9 @@ class ClipConfig:
     quick_gelu: bool = True
     arch: TinyClipArch | None = None  # set: `model` is registered with open_clip as this architecture
     cache_dir: str | None = None  # open_clip's cache_dir; None: the Hugging Face hub cache (HF_HUB_CACHE)
-    precision: str = "fp32"  # open_clip precision: fp32, fp16, bf16, amp
+    # open_clip precision: fp32, fp16, bf16, amp, or "auto": fp16 on CUDA (tensor cores; fp16 weights, half the memory),
+    # fp32 on CPU (fp16 matmuls there are slow and change the scores)
+    precision: str = "auto"
     batch_size: int = bounded(64, ge=1)  # images or prompts per forward pass
     device: str = "auto"
     seed: int = bounded(0, ge=0)  # random init when pretrained is ""
@@ -237,6 +239,13 @@ def resolve_device(device: str) -> str:
     import torch
 
     return "cuda:0" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """The open_clip precision for a config value on a resolved device: "auto" is fp16 on CUDA, else fp32."""
+    if precision != "auto":
+        return precision
+    return "fp16" if device.startswith("cuda") else "fp32"
 
 
 def env_flag(name: str) -> bool:

@@ -43,6 +43,6 @@ def read_dataset(
         batch_size=1,
         batch_format="pyarrow",
         fn_kwargs={"max_file_bytes": max_file_bytes},
-        concurrency=concurrency,
+        compute=ray.data.TaskPoolStrategy(size=concurrency) if concurrency else None,
         num_cpus=num_cpus,
     )

@@ -16,11 +16,12 @@ from curation.stages.clip_embed import ClipStageConfig
 from curation.stages.detect import DetectStageConfig
 from curation.stages.head_pose import HeadPoseStageConfig
 from curation.stages.nsfw import NsfwStageConfig
+from curation.stages.resources import valid_pool
 from curation.stages.zero_shot import ZeroShotStageConfig
 
 
 def cheap_resources() -> StageResources:
-    return StageResources(num_cpus=1.0, batch_size=64, concurrency=2)
+    return StageResources(num_cpus=1.0, batch_size=64, max_workers=2)
 
 
 @dataclass
@@ -60,11 +61,31 @@ def load_score_config(
 ) -> DictConfig:
     """Like load_config, with `models` defaulting to the chosen profile; the file and overrides still win.
     `schema` is ScoreConfig or a dataclass extending it (the full curation config)."""
-    first = load_config(schema, config_path=config_path, overrides=overrides)
+    try:
+        first = load_config(schema, config_path=config_path, overrides=overrides)
+    except ConfigError as err:
+        if ".resources.concurrency'" in str(err):
+            raise ConfigError(
+                f"{err}. resources.concurrency was replaced: `concurrency: N` is now `min_workers: N, max_workers: N`; "
+                "max_workers: auto grows a pool to what the cluster's GPUs allow"
+            ) from err
+        raise
     base = schema(models=models_profile(first.profile))
     cfg = load_config(base, config_path=config_path, overrides=overrides)
+    check_pools(cfg.stages)
     check_output_outside_inputs(cfg.output, list(cfg.input))
     return cfg
+
+
+def check_pools(stages: DictConfig) -> None:
+    """max_workers is a whole number >= min_workers or `auto`: refused at load, naming the key, not in a worker."""
+    for name in stages:
+        r = stages[name].resources
+        if not valid_pool(r.min_workers, r.max_workers):
+            raise ConfigError(
+                f"stages.{name}.resources.max_workers={r.max_workers!r}: set it to `auto` or a whole number >= "
+                f"stages.{name}.resources.min_workers ({r.min_workers})"
+            )
 
 
 _WILDCARD = re.compile(r"[*?\[]")

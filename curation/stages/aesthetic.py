@@ -1,6 +1,6 @@
 """Stage 6: LAION aesthetic score on the CLIP embedding; `low_aesthetic` under the threshold."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 import pyarrow as pa
@@ -10,6 +10,7 @@ from common.reasons import RejectReason
 from curation.models.registry import AestheticConfig
 from curation.stages.base import FilterMode, Stage, StageResources, StageResult
 from curation.stages.clip_embed import clip_column
+from curation.stages.resources import head_resources, stage_device
 
 
 @dataclass
@@ -17,7 +18,7 @@ class AestheticStageConfig:
     mode: FilterMode = "reject"
     # LAION scale 1-10 (the range allows 0-10); LAION-Aesthetics and SD v1 used 5.0, we keep a little more
     threshold: float = bounded(4.5, ge=0, le=10)
-    resources: StageResources = field(default_factory=lambda: StageResources(batch_size=256, concurrency=1))
+    resources: StageResources = field(default_factory=head_resources)
 
 
 class AestheticStage(Stage):
@@ -34,7 +35,9 @@ class AestheticStage(Stage):
     def setup(self) -> None:
         from curation.models.aesthetic import load_aesthetic
 
-        self.predictor = load_aesthetic(self.model_config)
+        self.predictor = load_aesthetic(
+            replace(self.model_config, device=stage_device(self.model_config.device, self.resources))
+        )
 
     def process(self, batch: pa.Table) -> StageResult:
         scores = self.predictor.score(clip_column(batch)).tolist()

@@ -16,8 +16,9 @@ from typing import Any, ClassVar, Literal
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from common.config import bounded
 from common.reasons import stage_error
+from curation.stages.resources import StageResources
+from curation.stages.stage_nodes import with_node
 
 log = logging.getLogger(__name__)
 
@@ -26,14 +27,6 @@ REJECT_REASON = "reject_reason"
 WOULD_REJECT = "would_reject"
 STAGE_SECONDS = "stage_seconds"  # map<stage, seconds>: the batch's time spread over its rows; summed by the runner
 STAGE_SECONDS_TYPE = pa.map_(pa.string(), pa.float64())
-
-
-@dataclass
-class StageResources:
-    num_cpus: float = bounded(1.0, gt=0)
-    num_gpus: float = bounded(0.0, ge=0)  # requested only when a GPU exists; on CPU-only clusters the stage runs on CPU
-    batch_size: int = bounded(32, ge=1)
-    concurrency: int = bounded(1, ge=1)  # actors for model stages, max parallel tasks otherwise
 
 
 @dataclass
@@ -98,7 +91,7 @@ class Stage(ABC):
             out = _set_column(out, f.name, pa.array(values[f.name], f.type))
         out = _set_column(out, REJECT_REASON, pa.array(reasons, pa.string()))
         out = _set_column(out, WOULD_REJECT, pa.array(would, pa.list_(pa.string())))
-        return self._add_time(out, time.perf_counter() - start)
+        return with_node(self._add_time(out, time.perf_counter() - start), self.name)
 
     def _merge(self, result: StageResult, positions, values, reasons, would) -> None:
         n = len(positions)

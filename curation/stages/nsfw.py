@@ -1,6 +1,6 @@
 """Stage 7: the LAION CLIP NSFW detector's P(nsfw) on the CLIP embedding; `nsfw` strictly above the threshold."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 import pyarrow as pa
@@ -10,13 +10,14 @@ from common.reasons import RejectReason
 from curation.models.registry import NsfwConfig
 from curation.stages.base import FilterMode, Stage, StageResources, StageResult
 from curation.stages.clip_embed import clip_column
+from curation.stages.resources import head_resources, stage_device
 
 
 @dataclass
 class NsfwStageConfig:
     mode: FilterMode = "reject"
     threshold: float = bounded(0.5, ge=0, le=1)  # P(nsfw); a score exactly at the threshold is kept
-    resources: StageResources = field(default_factory=lambda: StageResources(batch_size=256, concurrency=1))
+    resources: StageResources = field(default_factory=head_resources)
 
 
 class NsfwStage(Stage):
@@ -33,7 +34,9 @@ class NsfwStage(Stage):
     def setup(self) -> None:
         from curation.models.nsfw import load_nsfw
 
-        self.predictor = load_nsfw(self.model_config)
+        self.predictor = load_nsfw(
+            replace(self.model_config, device=stage_device(self.model_config.device, self.resources))
+        )
 
     def process(self, batch: pa.Table) -> StageResult:
         scores = self.predictor.score(clip_column(batch)).tolist()

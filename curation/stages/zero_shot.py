@@ -1,7 +1,7 @@
 """Stage 8: realism and text-overlay scores from CLIP prompt ensembles (or linear probes); `not_photo`,
 `text_overlay`. The prompts are embedded once per actor; images are not touched again."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 import pyarrow as pa
@@ -11,7 +11,7 @@ from common.reasons import RejectReason
 from curation.models.registry import ClipConfig, ZeroShotConfig
 from curation.stages.base import FilterMode, Stage, StageResources, StageResult
 from curation.stages.clip_embed import clip_column
-from curation.stages.detect import model_resources
+from curation.stages.resources import head_resources, stage_device
 
 
 @dataclass
@@ -20,7 +20,7 @@ class ZeroShotStageConfig:
     # P(photo), from the ensemble softmax or a probe's sigmoid: keep what CLIP finds more photo than not
     min_realism: float = bounded(0.5, ge=0, le=1)
     max_text_overlay: float = bounded(0.5, ge=0, le=1)  # P(text / watermark / logo) above this rejects
-    resources: StageResources = field(default_factory=model_resources)
+    resources: StageResources = field(default_factory=head_resources)
 
 
 class ZeroShotStage(Stage):
@@ -39,7 +39,8 @@ class ZeroShotStage(Stage):
         from curation.models.zero_shot import ZeroShotScorer
 
         probes_only = all(getattr(self.prompts, head).probe for head in ("realism", "text_overlay"))
-        encode = None if probes_only else load_clip(self.clip).encode_texts  # probes need no text tower
+        clip = replace(self.clip, device=stage_device(self.clip.device, self.resources))
+        encode = None if probes_only else load_clip(clip).encode_texts  # probes need no text tower
         self.scorer = ZeroShotScorer.from_config(self.prompts, encode)
 
     def process(self, batch: pa.Table) -> StageResult:

@@ -8,7 +8,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from curation.models.clip import ClipEncoder, load_clip
-from curation.models.registry import ClipConfig, tiny_profile
+from curation.models.registry import ClipConfig, resolve_precision, tiny_profile
 from curation.sample_corpus.sources import photo_path
 
 TINY = tiny_profile().clip
@@ -82,3 +82,12 @@ def test_low_precision_still_returns_float32_unit_vectors(encoder, photos, preci
     _assert_unit_rows(images, 3, TINY.arch.embed_dim)
     _assert_unit_rows(texts, 1, TINY.arch.embed_dim)
     assert (np.sum(images * encoder.encode_images(photos), axis=1) > 0.95).all()  # bf16 rounding, same model
+
+
+def test_auto_precision_is_fp16_on_cuda_and_fp32_on_cpu(encoder, photos):
+    assert TINY.precision == "auto"
+    assert [resolve_precision("auto", d) for d in ("cuda:0", "cuda", "cpu")] == ["fp16", "fp16", "fp32"]
+    assert resolve_precision("bf16", "cuda:0") == "bf16"  # an explicit choice stands
+    exact = load_clip(replace(TINY, precision="fp32", device="cpu"))
+    assert encoder.pixel_dtype == torch.float32 and not encoder.autocast
+    np.testing.assert_array_equal(encoder.encode_images(photos), exact.encode_images(photos))  # CPU: unchanged

@@ -132,3 +132,38 @@ def test_tiny_model_stages_chain_on_real_models():
         expected = {"low_aesthetic"} if a < 4.5 else set()
         expected |= {"not_photo"} if r < 0.5 else ({"text_overlay"} if t > 0.5 else set())
         assert set(would or []) - {"no_person"} == expected
+
+
+def test_heads_without_gpus_load_on_cpu_on_a_gpu_machine(monkeypatch):
+    """The heads on the CLIP embedding ask for no GPU: with `device: auto` they must not take one anyway."""
+    import torch
+
+    from curation.stages.nsfw import NsfwStage, NsfwStageConfig
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # what an actor on a GPU node sees
+    aesthetic = AestheticStage(AestheticStageConfig(), MODELS.aesthetic)
+    nsfw = NsfwStage(NsfwStageConfig(), MODELS.nsfw)
+    for stage in (aesthetic, nsfw):
+        assert stage.resources.num_gpus == 0
+        stage.setup()
+    assert aesthetic.predictor.device == nsfw.predictor.device == "cpu"
+    assert ZeroShotStageConfig().resources.num_gpus == 0
+
+
+def test_zero_shot_embeds_its_prompts_once_per_actor(monkeypatch):
+    import curation.models.clip as clip_module
+
+    dim, texts = MODELS.clip.arch.embed_dim, []
+
+    class Encoder:
+        def encode_texts(self, prompts):
+            texts.append(len(prompts))
+            return np.random.default_rng(len(texts)).normal(size=(len(prompts), dim)).astype(np.float32)
+
+    monkeypatch.setattr(clip_module, "load_clip", lambda cfg: Encoder())
+    stage = ZeroShotStage(ZeroShotStageConfig(mode="audit"), MODELS.zero_shot, MODELS.clip)
+    embeddings = pa.array([[0.1] * dim] * 3, pa.list_(pa.float16(), dim))
+    rows = batch(3).append_column("clip", embeddings)
+    for _ in range(3):
+        assert stage(rows).num_rows == 3
+    assert len(texts) == 4  # setup only: positive and negative prompts of the two heads
