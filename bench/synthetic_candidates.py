@@ -306,6 +306,8 @@ def candidate_columns(
         "key": key,
         "source": pa.repeat(pa.scalar(source), n),
         "member": pc.binary_join_element_wise(key, ".jpg", ""),
+        "member_offset": pa.nulls(n, pa.int64()),  # no real tar to locate members in
+        "member_bytes": pa.nulls(n, pa.int64()),
         "width": pa.array(width),
         "height": pa.array(height),
         "phash": pa.array(phash),

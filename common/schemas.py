@@ -26,6 +26,8 @@ def candidate_schema(clip_dim: int) -> pa.Schema:
             pa.field("key", pa.string(), nullable=False),  # stable: hash of source URI + member name
             pa.field("source", pa.string(), nullable=False),  # URI of the file or tar the bytes live in
             pa.field("member", pa.string()),  # tar member / parquet row the bytes live at; null for plain files
+            pa.field("member_offset", pa.int64()),  # byte offset of the member's data in an uncompressed tar, else null
+            pa.field("member_bytes", pa.int64()),  # the member's size: write reads [offset, offset + bytes) back
             pa.field("width", pa.int32()),
             pa.field("height", pa.int32()),
             pa.field("phash", pa.uint64()),

@@ -1,9 +1,10 @@
 """One output shard: download its URLs on a thread pool and write it in the img2dataset layout.
 
 `%05d.tar` holds the images that downloaded (`<key>.<ext>`, `<key>.txt` caption, `<key>.json` metadata),
-`%05d.parquet` one row per input URL with its status and error, and `%05d_stats.json` the counts and the size and
-SHA-256 of the tar and the parquet (`files`, hashed while they are written). All three are written under temporary
-names and renamed into place, the stats file last: it is the shard's completion marker.
+`%05d.parquet` one row per input URL with its status and error (and, for a downloaded one, the byte range of its
+sample in the tar), and `%05d_stats.json` the counts and the size and SHA-256 of the tar and the parquet (`files`,
+hashed while they are written). All three are written under temporary names and renamed into place, the stats file
+last: it is the shard's completion marker.
 """
 
 import hashlib
@@ -45,6 +46,10 @@ BASE_FIELDS = [
     pa.field("width", pa.int32()),  # from the image header; null when Pillow cannot read it
     pa.field("height", pa.int32()),
     pa.field("sha256", pa.string()),  # of the bytes as stored in the tar
+    # Where the sample lies in the tar, as in a curated shard's index (common.shard_reader.read_sample_at reads it
+    # back alone); null for a URL that did not download.
+    pa.field("tar_offset", pa.int64()),  # byte offset of the sample's first tar header
+    pa.field("tar_bytes", pa.int64()),  # bytes the sample spans, headers included
 ]
 
 
@@ -73,6 +78,8 @@ def _row(key: str, url: str | None, caption: str | None, result: FetchResult) ->
         "width": width,
         "height": height,
         "sha256": hashlib.sha256(result.data).hexdigest() if result.ok else None,
+        "tar_offset": None,  # set as the sample is written
+        "tar_bytes": None,
     }
 
 
@@ -120,11 +127,13 @@ def download_shard(
         for i, (row, result) in enumerate(zip(rows, results, strict=True)):
             if not result.ok:
                 continue
-            meta = {**row, **{name: values[i] for name, values in extras.items()}}
+            meta = {**_without_location(row), **{name: values[i] for name, values in extras.items()}}
             sample = {"__key__": row["key"], result.ext: result.data, "json": _json_bytes(meta)}
             if row[CAPTION] is not None:
                 sample["txt"] = row[CAPTION].encode("utf-8")
+            start = tar.tarstream.offset
             tar.write(sample)
+            row["tar_offset"], row["tar_bytes"] = start, tar.tarstream.offset - start
 
     index = pa.Table.from_pylist(rows, schema=pa.schema(BASE_FIELDS))
     for name in cfg.save_additional_columns:
@@ -148,6 +157,11 @@ def download_shard(
         os.replace(tmp[kind], paths[kind])
     log.info("shard %05d: %d of %d URLs downloaded", shard_id, stats["successes"], stats["count"])
     return stats
+
+
+def _without_location(row: dict[str, Any]) -> dict[str, Any]:
+    """A sample's json metadata: its index row but where it lies in the tar, which is known only once written."""
+    return {k: v for k, v in row.items() if k not in ("tar_offset", "tar_bytes")}
 
 
 def _json_bytes(value: Any) -> bytes:

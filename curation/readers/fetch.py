@@ -1,5 +1,6 @@
 """Reads the bytes of already-scored rows back from their sources by (source, member): the write phase and the
-report need pixels again, and the score phase keeps none. One pass per source file, whatever the row count."""
+report need pixels again, and the score phase keeps none. One pass per source file, whatever the row count.
+Tar members with a recorded byte range are read by that range instead (curation.readers.ranged)."""
 
 import logging
 import tarfile

@@ -17,6 +17,8 @@ READ_SCHEMA = pa.schema(
         pa.field("key", pa.string(), nullable=False),
         pa.field("source", pa.string(), nullable=False),  # where the bytes live: local absolute path or URI
         pa.field("member", pa.string()),  # tar member name or parquet row index; null for plain files
+        pa.field("member_offset", pa.int64()),  # byte offset of an uncompressed tar member's data; else null
+        pa.field("member_bytes", pa.int64()),  # its size: the write phase reads exactly this range back
         pa.field("image", pa.binary()),  # null when the bytes could not be read (see reject_reason)
         pa.field("shard_id", pa.int32(), nullable=False),
         pa.field("shard_rows", pa.int32(), nullable=False),  # rows of this shard: the runner's completion count
@@ -46,7 +48,9 @@ class ShardRows:
 
     def __init__(self, shard_id: int) -> None:
         self.shard_id = shard_id
-        self._columns: dict[str, list] = {"key": [], "source": [], "member": [], "image": [], "reject_reason": []}
+        self._columns: dict[str, list] = {
+            name: [] for name in ("key", "source", "member", "member_offset", "member_bytes", "image", "reject_reason")
+        }
 
     def __len__(self) -> int:
         return len(self._columns["key"])
@@ -59,14 +63,18 @@ class ShardRows:
         member: str | None,
         image: bytes | None,
         reason: str | None = None,
+        at: tuple[int, int] | None = None,
     ) -> None:
-        """`key_source` is the location-independent name the key is hashed from (see InputShard.key_source)."""
+        """`key_source` is the location-independent name the key is hashed from (see InputShard.key_source); `at` is
+        the (offset, size) of the image bytes inside `source`, when they can be read back by that range."""
         if reason is not None:
             log.debug("shard %d: %s %s: %s", self.shard_id, source, member or "", reason)
         for name, value in (
             ("key", sample_key(key_source, member)),
             ("source", source),
             ("member", member),
+            ("member_offset", None if reason is not None or at is None else at[0]),
+            ("member_bytes", None if reason is not None or at is None else at[1]),
             ("image", None if reason is not None else image),
             ("reject_reason", None if reason is None else str(reason)),
         ):

@@ -1,5 +1,8 @@
 """img2dataset / WebDataset tars, streamed (works on non-seekable object-store streams): one row per image member.
 
+An image row of an uncompressed tar records where its bytes lie in the file (`member_offset`, `member_bytes`), so
+the write phase reads them back with one bounded read instead of streaming the tar again.
+
 Every sample is accounted for: an image member gives its row; a sample without one gives a `no_image_member` row
 keyed by the sample's key; unsafe and duplicate members give rows; damage ends the read with one row for it,
 after the rows of everything read before it.
@@ -48,11 +51,13 @@ class _TarRows:
         self.seen: set[str] = set()  # member names read
         self.used: dict[str | None, int] = {}  # row members so far: keys are a hash of them, so they must differ
 
-    def add(self, member: str | None, image: bytes | None, reason: str | None = None) -> None:
+    def add(
+        self, member: str | None, image: bytes | None, reason: str | None = None, at: tuple[int, int] | None = None
+    ) -> None:
         count = self.used[member] = self.used.get(member, 0) + 1
         if count > 1:  # a repeated name, or a sample key that comes back after other samples
             member = f"{member}#{count}"
-        self.rows.add(source=self.source, key_source=self.key_source, member=member, image=image, reason=reason)
+        self.rows.add(source=self.source, key_source=self.key_source, member=member, image=image, reason=reason, at=at)
 
     def start_member(self, name: str, normalised: str) -> str | None:
         """The member's sample key, after closing the previous sample; None for a repeated name (row added)."""
@@ -85,6 +90,8 @@ def read_tar_shard(shard: InputShard, *, max_file_bytes: int = MAX_FILE_BYTES) -
                 fileobj=stream, mode="r|*", tarinfo=_EndTrackingTarInfo, encoding="utf-8", errors="backslashreplace"
             ) as tar,
         ):
+            # Offsets count bytes of the tar stream: they are file offsets only when no gzip/bz2/xz layer is under it.
+            plain = getattr(tar.fileobj, "comptype", None) == "tar"
             for info in tar:
                 try:
                     normalised = check_member_name(info.name)
@@ -108,7 +115,7 @@ def read_tar_shard(shard: InputShard, *, max_file_bytes: int = MAX_FILE_BYTES) -
                     reading = info.name
                     data = tar.extractfile(info).read()
                     reading = None
-                    out.add(info.name, data)
+                    out.add(info.name, data, at=(info.offset_data, info.size) if plain else None)
                 out.sample_has_row = True
             end = getattr(tar, _END_ERROR, None)
         if not isinstance(end, tarfile.EOFHeaderError):

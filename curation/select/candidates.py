@@ -27,6 +27,8 @@ META_COLUMNS = [
     "key",
     "source",
     "member",
+    "member_offset",
+    "member_bytes",
     "width",
     "height",
     "phash",
@@ -39,6 +41,9 @@ META_COLUMNS = [
     "would_reject",
 ]
 
+# Columns added after parts were first written: a part scored before them reads them as nulls, and the write phase
+# then reads its rows' bytes back by streaming their sources, as it did before.
+ADDED_COLUMNS = {"member_offset": pa.int64(), "member_bytes": pa.int64()}
 
 _PART_ID = re.compile(r"^part-(\d+)\.(?:parquet|done\.json)$")
 _NAMED = 5  # parts named in the error; the log has a line for each
@@ -106,7 +111,13 @@ def read_verified_part(candidates: Path, shard_id: int) -> pa.Table | str:
             f"recorded {recorded['bytes']} bytes, sha256 {str(recorded['sha256'])[:16]})"
         )
     reader = pa.BufferReader(data)
-    return pq.read_table(reader, columns=[*META_COLUMNS, "clip"], filters=pc.field("reject_reason").is_null())
+    present = set(pq.read_schema(reader).names)
+    missing = [name for name in ADDED_COLUMNS if name not in present]
+    columns = [name for name in [*META_COLUMNS, "clip"] if name not in missing]
+    table = pq.read_table(reader, columns=columns, filters=pc.field("reject_reason").is_null())
+    for name in missing:
+        table = table.append_column(pa.field(name, ADDED_COLUMNS[name]), pa.nulls(table.num_rows, ADDED_COLUMNS[name]))
+    return table.select([*META_COLUMNS, "clip"])
 
 
 def clip_matrix(column: pa.ChunkedArray) -> np.ndarray:

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from common.completion_marker import load_marker, trust_marker
 from common.image_decode import DecodeConfig
 from common.shard_writer import shard_name, shard_paths
-from curation.layout import MANIFEST, SELECTION, SHARDS_DIR, PhaseNotRunError
+from curation.layout import MANIFEST, SCORE_STATS, SELECTION, SHARDS_DIR, PhaseNotRunError
 from curation.write.config import WriteConfig
 from curation.write.shard_task import write_shard
 
@@ -61,15 +61,29 @@ def run_write(output: str | Path, cfg: WriteConfig, decode: DecodeConfig, *, con
         log.info("write: %d of %d shards to write", len(todo), len(plans))
         task = ray.remote(num_cpus=cfg.num_cpus)(write_shard)
         pending = [task.remote(str(shards_dir), i, plans[i], cfg, decode, digests[i]) for i in todo]
+        nodes = set()
         with tqdm(total=len(pending), desc="write shards", unit="shard", disable=None) as bar:
             while pending:
                 ready, pending = ray.wait(pending, num_returns=1)
-                ray.get(ready)
+                nodes.update(result["node"] for result in ray.get(ready))
                 bar.update(len(ready))
+        record_nodes(out, "write", nodes)
     else:
         log.info("write: all %d shards already written", len(plans))
     manifest = _write_manifest(out, shards_dir, len(plans), config_hash)
     return WriteRun(manifest, len(todo), time.perf_counter() - start)
+
+
+def record_nodes(out: Path, phase: str, nodes: set[str]) -> None:
+    """Adds the Ray nodes that ran `phase` in this run to the run's stats.json (next to the score stages')."""
+    path = out / SCORE_STATS
+    if not path.exists():
+        return
+    stats = json.loads(path.read_text())
+    stats.setdefault("nodes", {})[phase] = sorted(nodes)
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(json.dumps(stats, indent=2) + "\n")
+    tmp.replace(path)
 
 
 def read_selection(out: Path) -> pa.Table:

@@ -1,5 +1,6 @@
 """The whole download on Ray: two output shards, the exact outcome of every URL, resume per shard."""
 
+import hashlib
 import json
 import tarfile
 from pathlib import Path
@@ -8,6 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from common.shard_reader import read_sample_at
 from curation.download import load_download_config, run_download
 from curation.readers import discover_input_shards, read_input_shard
 from curation.readers.img2dataset import read_img2dataset_urls
@@ -114,6 +116,22 @@ def test_shards_hold_images_captions_and_metadata(downloaded) -> None:
     )  # shard, then row: img2dataset keys
     assert index["similarity"].to_pylist()[6] == 0.14
     assert "10.0.0.1 is a private address" in index.to_pylist()[0]["error_message"]
+
+
+def test_the_index_locates_each_sample_in_its_tar(downloaded) -> None:
+    """tar_offset/tar_bytes read one sample back alone; the ranges tile each tar up to its end blocks."""
+    _, out, _ = downloaded
+    for shard in range(2):
+        tar = out / f"{shard:05d}.tar"
+        rows = pq.read_table(out / f"{shard:05d}.parquet").to_pylist()
+        placed = [r for r in rows if r["status"] == "success"]
+        assert all(r["tar_offset"] is None and r["tar_bytes"] is None for r in rows if r["status"] != "success")
+        assert [r["tar_offset"] for r in placed] == [0] + [r["tar_offset"] + r["tar_bytes"] for r in placed[:-1]]
+        for row in placed:
+            sample = read_sample_at(tar, tar_offset=row["tar_offset"], tar_bytes=row["tar_bytes"])
+            (image,) = [v for k, v in sample.items() if k not in ("__key__", "json", "txt")]
+            assert sample["__key__"] == row["key"] and hashlib.sha256(image).hexdigest() == row["sha256"]
+            assert "tar_offset" not in json.loads(sample["json"])
 
 
 def test_rerun_skips_finished_shards_and_redoes_a_partial_one(downloaded) -> None:

@@ -99,6 +99,8 @@ def test_uris_key_by_the_whole_uri(tree):
         "key": None,
         "source": f"{uri}/tars/00000.tar",
         "member": "k.jpg",
+        "member_offset": 512,  # the data follows the member's one header block
+        "member_bytes": 5,
         "image": b"k.jpg",
         "shard_id": 1,
         "shard_rows": 1,

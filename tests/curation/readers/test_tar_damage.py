@@ -49,7 +49,13 @@ def read(path: Path, **kwargs) -> list[dict]:
     keys = table["key"].to_pylist()
     assert len(set(keys)) == len(keys)
     assert keys == [sample_key(shard.key_source(shard.paths[0]), m) for m in table["member"].to_pylist()]
-    return table.drop_columns(["key", "source", "shard_id", "shard_rows"]).to_pylist()
+    data = path.read_bytes()
+    for r in table.to_pylist():  # an uncompressed tar's image rows locate their bytes; no other row does
+        if r["image"] is None or data[:2] == b"\x1f\x8b":
+            assert r["member_offset"] is None and r["member_bytes"] is None
+        else:
+            assert data[r["member_offset"] : r["member_offset"] + r["member_bytes"]] == r["image"]
+    return table.drop_columns(["key", "source", "shard_id", "shard_rows", "member_offset", "member_bytes"]).to_pylist()
 
 
 def row(member: str | None, image: bytes | None = None, reason: str | None = None) -> dict:
@@ -180,6 +186,8 @@ def test_an_unreadable_tar_is_a_row(tmp_path):
             "key": sample_key("gone.tar", None),
             "source": str(tmp_path / "gone.tar"),
             "member": None,
+            "member_offset": None,
+            "member_bytes": None,
             "image": None,
             "shard_id": 0,
             "shard_rows": 1,

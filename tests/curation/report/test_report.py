@@ -159,7 +159,7 @@ def write_select(run: Path, rows: list[dict], corpus) -> dict:
     pq.write_table(pa.Table.from_pylist(rejected, schema=REJECTED_SCHEMA), run / "select" / "rejected.parquet")
     columns = [c for c in candidate_schema(8).names if c not in ("phash", "clip", "reject_reason")]
     table = pa.Table.from_pylist(
-        [{c: r[c] for c in columns} | {"cluster_ids": ids[r["key"]], "leaf_distance": 0.1} for r in selected],
+        [{c: r.get(c) for c in columns} | {"cluster_ids": ids[r["key"]], "leaf_distance": 0.1} for r in selected],
         schema=selection_schema(),
     )
     pq.write_table(table, run / "selection.parquet")

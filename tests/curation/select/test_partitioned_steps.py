@@ -54,6 +54,8 @@ def planted_rows(n: int, seed: int) -> pa.Table:
             "key": [f"k{i:06d}" for i in rng.permutation(n)],
             "source": ["/x"] * n,
             "member": pa.nulls(n, pa.string()),
+            "member_offset": pa.nulls(n, pa.int64()),
+            "member_bytes": pa.nulls(n, pa.int64()),
             "width": pa.array([640] * n, pa.int32()),
             "height": pa.array([480] * n, pa.int32()),
             "phash": pa.array(phash, pa.uint64(), mask=~valid),

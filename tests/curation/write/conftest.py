@@ -34,6 +34,8 @@ def selection_table(inputs: list[str], copies: int = 1) -> pa.Table:
                         "key": row["key"] if copy == 0 else f"{row['key']}-{copy}",
                         "source": row["source"],
                         "member": row["member"],
+                        "member_offset": row["member_offset"],  # null but for tar members
+                        "member_bytes": row["member_bytes"],
                         "width": decoded.width,
                         "height": decoded.height,
                         "phash": i,
