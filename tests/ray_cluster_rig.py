@@ -36,6 +36,8 @@ HEAD_IP, WORKER_IP = f"{SUBNET}.1", f"{SUBNET}.2"
 PORT = 6379
 OBJECT_STORE_BYTES = 256 * 1024**2  # Ray's default takes 30 % of RAM per node; tests move kilobytes
 START_TIMEOUT_S = 120.0
+DASHBOARD_PORT = 8265
+DASHBOARD_ARGS = ["--include-dashboard=true", f"--dashboard-host={HEAD_IP}", f"--dashboard-port={DASHBOARD_PORT}"]
 STOP_WAIT_S = 10.0
 
 # Joins the cluster and waits until sys.argv[2] nodes are alive; prints {node ip: node id}.
@@ -66,6 +68,10 @@ class SealedCluster:
     env: dict[str, str]
     node_ids: dict[str, str]
     root: Path
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://{HEAD_IP}:{DASHBOARD_PORT}"
 
     @property
     def head_node_id(self) -> str:
@@ -162,10 +168,13 @@ def _ray_start(ns: str, env: dict[str, str], *args: str) -> None:
 
 
 @contextmanager
-def sealed_ray_cluster(*, with_worker: bool = True, num_cpus: int = 1) -> Iterator[SealedCluster]:
-    """A Ray head (HEAD_IP:PORT, no dashboard) in a sealed namespace and, with `with_worker`, a worker node in the
-    namespace at the other end of the veth pair; yields once all nodes are alive. Names and directories are unique
-    per use, so one left over by a crashed run does not collide."""
+def sealed_ray_cluster(
+    *, with_worker: bool = True, num_cpus: int = 1, dashboard: bool = False
+) -> Iterator[SealedCluster]:
+    """A Ray head (HEAD_IP:PORT; with `dashboard`, its dashboard and job server at `dashboard_url`) in a sealed
+    namespace and, with `with_worker`, a worker node in the namespace at the other end of the veth pair; yields once
+    all nodes are alive. Names and directories are unique per use, so one left over by a crashed run does not
+    collide."""
     tag = uuid.uuid4().hex[:6]
     with ExitStack() as stack:
         head_ns, worker_ns = stack.enter_context(sealed_namespaces(tag))
@@ -181,7 +190,7 @@ def sealed_ray_cluster(*, with_worker: bool = True, num_cpus: int = 1) -> Iterat
         common = [f"--num-cpus={num_cpus}", f"--object-store-memory={OBJECT_STORE_BYTES}", "--disable-usage-stats"]
         _ray_start(
             head_ns, env, "--head", f"--node-ip-address={HEAD_IP}", f"--port={PORT}",
-            "--include-dashboard=false", f"--temp-dir={root / 'a'}", *common,
+            *(DASHBOARD_ARGS if dashboard else ["--include-dashboard=false"]), f"--temp-dir={root / 'a'}", *common,
         )  # fmt: skip
         if with_worker:
             _ray_start(

@@ -18,7 +18,8 @@ from curation.models.registry import check_weights
 from curation.readers import READER_REASONS, InputShard, discover_input_shards, read_dataset
 from curation.score.config import ScoreConfig
 from curation.score.funnel import add_counts, check_invariant, reason_owner
-from curation.score.sink import CandidateSink, part_is_intact, read_marker
+from curation.score.sink import RECORD_SCHEMA, CandidateSink, part_is_intact, read_marker, write_fragments
+from curation.score.stage_groups import StageGroup, group_stages
 from curation.score.stage_runner import apply_stage
 from curation.stages.aesthetic import AestheticStage
 from curation.stages.base import Stage
@@ -60,13 +61,14 @@ def build_stages(cfg: ScoreConfig) -> list[Stage]:
     ]
 
 
-def check_cpu_budget(stages: Sequence[Stage], cluster_cpus: float) -> None:
-    """Model actors hold their CPUs for the whole run; if they take them all, no read or decode task ever runs."""
-    held = {s.name: s.resources.num_cpus * s.resources.concurrency for s in stages if s.needs_model}
+def check_cpu_budget(stages: Sequence[Stage | StageGroup], cluster_cpus: float) -> None:
+    """Model actors hold their CPUs for the whole run (a pool's floor, min_workers; Ray Data grows a pool above it
+    only within the stage's share of the cluster); if they take them all, no read or decode task ever runs."""
+    held = {s.name: s.resources.num_cpus * s.resources.min_workers for s in stages if s.needs_model}
     if sum(held.values()) > cluster_cpus - 1:
         raise ConfigError(
             f"model stages hold {sum(held.values()):g} CPUs ({held}) on a cluster of {cluster_cpus:g}, leaving less "
-            "than one for reading and decoding: lower stages.<name>.resources.num_cpus or .concurrency "
+            "than one for reading and decoding: lower stages.<name>.resources.num_cpus or .min_workers "
             "(configs/curation/demo.yaml runs on 2 CPUs with 0.2 each)"
         )
 
@@ -119,40 +121,65 @@ def run_score(cfg_node: DictConfig) -> ScoreRun:
     start = time.perf_counter()
     if todo:
         log.info("%d of %d input shards to score", len(todo), len(shards))
-        sink = CandidateSink(
-            candidates,
-            schema=candidate_schema(clip_embed_dim(cfg.models.clip)),
-            shard_sources={s.shard_id: s.shard_name for s in shards},
-            stage_names=names,
-            owner=owner,
-        )
+        schema = candidate_schema(clip_embed_dim(cfg.models.clip))
         with ray_session(cfg.address, num_cpus=cfg.num_cpus, host=cfg.host):
-            check_cpu_budget(stages, ray.cluster_resources().get("CPU", 0.0))
+            units = group_stages(stages)  # pixel stages share one worker and one decode per image
+            check_cpu_budget(units, ray.cluster_resources().get("CPU", 0.0))
+            sink = CandidateSink(
+                candidates,
+                schema=schema,
+                shard_sources={s.shard_id: s.shard_name for s in shards},
+                stage_names=names,
+                owner=owner,
+            )
+            sink.clear_fragments()
             ds = read_dataset(todo)
-            for stage in stages:
-                ds = apply_stage(ds, stage)
-            for batch in ds.drop_columns([IMAGE]).iter_batches(batch_format="pyarrow", batch_size=None):
-                sink.add(batch)
-        if sink.pending:
-            raise RuntimeError(f"the stream ended with incomplete shards (id -> rows): {sink.pending}")
-        empty = {s.shard_id for s in todo} - set(sink.completed)
-        for shard_id in sorted(empty):  # a shard with no rows at all never shows up in the stream
-            sink.write_empty(shard_id)
+            for unit in units:
+                ds = apply_stage(ds, unit)
+            # Candidates are written where they were scored: only one small record per fragment reaches here
+            records = ds.drop_columns([IMAGE]).map_batches(
+                write_fragments,
+                fn_kwargs={"out_dir": str(candidates), "schema": schema},
+                batch_format="pyarrow",
+                batch_size=None,
+                num_cpus=0.25,
+            )
+            for batch in records.iter_batches(batch_format="pyarrow", batch_size=None):
+                sink.add(batch.cast(RECORD_SCHEMA))
+            if sink.pending:
+                raise RuntimeError(f"the stream ended with incomplete shards (id -> rows): {sink.pending}")
+            empty = {s.shard_id for s in todo} - set(sink.started)
+            for shard_id in sorted(empty):  # a shard with no rows at all never shows up in the stream
+                sink.write_empty(shard_id)
+            sink.finish()
     else:
         log.info("all %d input shards already scored; nothing to do", len(shards))
     stats = write_stats(out, shards, time.perf_counter() - start, len(todo))
     return ScoreRun(stats, len(todo), len(shards), time.perf_counter() - start)
 
 
+def _later_phases_nodes(path: Path, score_nodes: dict) -> dict:
+    try:
+        old = json.loads(path.read_text()).get("nodes", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return (
+        {k: v for k, v in old.items() if k not in score_nodes and isinstance(v, list)} if isinstance(old, dict) else {}
+    )
+
+
 def write_stats(out: Path, shards: Sequence[InputShard], seconds: float, done_now: int) -> dict:
     """Sum the markers of every shard (this run and earlier ones) into stats.json; checks the funnel invariant."""
     funnel: dict = {}
     stage_seconds: dict[str, float] = {}
+    nodes: dict[str, set[str]] = {}
     for shard in shards:
         marker = read_marker(out / CANDIDATES_DIR, shard.shard_id)
         funnel = add_counts(funnel, marker["funnel"])
         for name, s in marker["stage_seconds"].items():
             stage_seconds[name] = stage_seconds.get(name, 0.0) + s
+        for name, ids in marker.get("nodes", {}).items():  # markers of older runs have none
+            nodes.setdefault(name, set()).update(ids)
     check_invariant(funnel)
     rows_in = next(iter(funnel.values()))["in"] if funnel else 0
     kept = list(funnel.values())[-1]["kept"] if funnel else 0
@@ -165,6 +192,8 @@ def write_stats(out: Path, shards: Sequence[InputShard], seconds: float, done_no
         "rejected": dict(sorted(rejected.items())),
         "stages": funnel,
         "stage_seconds": {k: round(v, 3) for k, v in stage_seconds.items()},
+        # Ray node ids that ran each stage; later phases add theirs (write), kept when score is re-run
+        "nodes": {**_later_phases_nodes(out / STATS_NAME, nodes), **{name: sorted(ids) for name, ids in nodes.items()}},
         "shards": len(shards),
         "last_run": {"shards_scored": done_now, "seconds": round(seconds, 3)},
     }

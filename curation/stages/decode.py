@@ -4,10 +4,10 @@ from typing import ClassVar
 
 import pyarrow as pa
 
-from common.image_decode import DecodeConfig, decode_image
+from common.image_decode import DecodeConfig
 from common.reasons import RejectReason
 from curation.stages.base import Stage, StageResources, StageResult
-from curation.stages.pixels import IMAGE
+from curation.stages.pixels import IMAGE, decode_row
 
 
 class DecodeStage(Stage):
@@ -29,8 +29,8 @@ class DecodeStage(Stage):
 
     def process(self, batch: pa.Table) -> StageResult:
         widths, heights, reasons = [], [], []
-        for data in batch[IMAGE].to_pylist():
-            decoded = decode_image(data or b"", self.config)
+        for key, data in zip(batch["key"].to_pylist(), batch[IMAGE].to_pylist(), strict=True):
+            decoded = decode_row(key, data or b"", self.config)  # kept for the stages after it in the same group
             widths.append(decoded.width)
             heights.append(decoded.height)
             reasons.append(decoded.reason)

@@ -60,22 +60,22 @@ def pausing_wait(*args, **kwargs):
 ray.wait = pausing_wait
 sys.exit(main(sys.argv[3:]))
 """
-# Pauses `curate score` (the driver, which alone writes the done markers) with SIGSTOP once it has written N of them:
-# polling from outside overshoots when the last shards finish close together. argv: N.
+# Pauses `curate score` (the driver, which alone starts the tasks writing the parts and markers) with SIGSTOP once N
+# markers are written: polling from outside overshoots when the last shards finish close together. argv: N.
 SCORE_PAUSER = """
 import os, signal, sys
 import curation.score.sink as sink
 from pipelines.cli import main
 
 stop_at = int(sys.argv[1])
-write = sink.CandidateSink._write
+completed = sink.CandidateSink._completed
 
-def pausing_write(self, shard_id, table):
-    write(self, shard_id, table)
+def pausing_completed(self, shard_id):
+    completed(self, shard_id)
     if len(list(self.out_dir.glob("*.done.json"))) >= stop_at:
         os.kill(os.getpid(), signal.SIGSTOP)
 
-sink.CandidateSink._write = pausing_write
+sink.CandidateSink._completed = pausing_completed
 sys.exit(main(sys.argv[2:]))
 """
 

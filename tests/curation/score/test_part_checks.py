@@ -3,9 +3,13 @@
 import json
 import logging
 
+import pytest
+
 from common.file_digest import record_file
 from curation.score.sink import CandidateSink, marker_path, part_is_intact, part_path, read_marker
-from tests.curation.score.test_sink_funnel import OWNER, SCHEMA, rows
+from tests.curation.score.test_sink_funnel import OWNER, SCHEMA, rows, stream
+
+pytestmark = pytest.mark.usefixtures("ray_local")
 
 LOGGER = "curation.score.sink"
 
@@ -14,8 +18,9 @@ def two_shards(tmp_path):
     sink = CandidateSink(
         tmp_path, schema=SCHEMA, shard_sources={0: "a.tar", 1: "b.tar"}, stage_names=["decode", "detect"], owner=OWNER
     )
-    sink.add(rows(0, 3, ["c", "a", "b"], [None, "too_small", None]))
-    sink.add(rows(1, 2, ["y", "x"], [None, None]))
+    stream(sink, rows(0, 3, ["c", "a", "b"], [None, "too_small", None]))
+    stream(sink, rows(1, 2, ["y", "x"], [None, None]))
+    sink.finish()
     return [read_marker(tmp_path, i) for i in (0, 1)]
 
 

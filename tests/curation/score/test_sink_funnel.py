@@ -5,7 +5,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from curation.score.funnel import READ_STAGE, add_counts, check_invariant, funnel_counts, reason_owner
-from curation.score.sink import CandidateSink, marker_path, part_path
+from curation.score.sink import FRAGMENTS, CandidateSink, marker_path, part_path, write_fragments
 from curation.stages.base import REJECT_REASON, STAGE_SECONDS, STAGE_SECONDS_TYPE, WOULD_REJECT
 
 STAGES = [("decode", ["too_small", "truncated"]), ("detect", ["no_person"])]
@@ -26,6 +26,7 @@ def rows(shard_id, shard_rows, keys, reasons, would=None):
             "shard_id": pa.array([shard_id] * n, pa.int32()),
             "shard_rows": pa.array([shard_rows] * n, pa.int32()),
             STAGE_SECONDS: pa.array([[("decode", 0.5), ("detect", 0.25)]] * n, STAGE_SECONDS_TYPE),
+            "node:detect": pa.array([f"worker-{'abc'[shard_id % 3]}"] * n),
         }
     )
 
@@ -60,6 +61,12 @@ def test_funnel_counts_and_invariant():
         reason_owner([("a", ["x"]), ("b", ["x"])], [])
 
 
+def stream(sink: CandidateSink, batch: pa.Table) -> list[int]:
+    """A batch as the pipeline's last map writes it on a worker, then counted by the driver's sink."""
+    return sink.add(write_fragments(batch, out_dir=str(sink.out_dir), schema=sink.schema))
+
+
+@pytest.mark.usefixtures("ray_local")
 def test_sink_writes_each_shard_when_complete_sorted_and_marked(tmp_path):
     sink = CandidateSink(
         tmp_path,
@@ -69,14 +76,16 @@ def test_sink_writes_each_shard_when_complete_sorted_and_marked(tmp_path):
         owner=OWNER,
     )
     # Rows of two shards interleave across batches, as they do in a stream.
-    assert sink.add(rows(1, 3, ["z", "y"], [None, "no_person"])) == []
-    assert sink.add(pa.concat_tables([rows(0, 2, ["q", "p"], [None, None]), rows(1, 3, ["x"], ["too_small"])])) == [
-        0,
-        1,
-    ]
-    assert sink.add(rows(2, 4, ["m"], [None])) == []
+    assert stream(sink, rows(1, 3, ["z", "y"], [None, "no_person"])) == []
+    both = pa.concat_tables([rows(0, 2, ["q", "p"], [None, None]), rows(1, 3, ["x"], ["too_small"])])
+    assert stream(sink, both) == [0, 1]
+    assert stream(sink, rows(2, 4, ["m"], [None])) == []
+    assert stream(sink, rows(2, 4, ["m"], [None])) == []  # a retried task's fragment: same rows, same file
     assert sink.pending == {2: 1}
+    sink.finish()
+    assert sorted(sink.completed) == [0, 1]
     assert not part_path(tmp_path, 2).exists() and not marker_path(tmp_path, 2).exists()
+    assert sorted(p.name for p in (tmp_path / FRAGMENTS).iterdir()) == ["00002"]  # the fragments of 0 and 1 are gone
 
     part1 = pq.read_table(part_path(tmp_path, 1))
     assert part1.schema.equals(SCHEMA)
@@ -86,7 +95,8 @@ def test_sink_writes_each_shard_when_complete_sorted_and_marked(tmp_path):
     assert marker["source"] == "b.tar" and marker["rows"] == 3
     assert marker["funnel"]["detect"] == {"in": 2, "kept": 1, "rejected": {"no_person": 1}, "would_reject": {}}
     assert marker["stage_seconds"] == {"decode": 1.5, "detect": 0.75}
+    assert marker["nodes"]["detect"] == ["worker-b"] and len(marker["nodes"]["candidates"]) == 1
     assert sorted(p.name for p in tmp_path.iterdir() if "partial" in p.name) == []
 
     with pytest.raises(RuntimeError, match="received 2 rows, expected 1"):
-        sink.add(rows(3, 1, ["a", "b"], [None, None]))
+        stream(sink, rows(3, 1, ["a", "b"], [None, None]))
