@@ -32,7 +32,7 @@ from common.errors import naming_path
 from common.file_digest import write_parquet
 from curation.score.funnel import funnel_counts
 from curation.stages.base import STAGE_SECONDS
-from curation.stages.stage_nodes import batch_nodes
+from curation.stages.stage_nodes import batch_nodes, this_node
 
 log = logging.getLogger(__name__)
 
@@ -158,14 +158,14 @@ def write_part(
     path = part_path(out, shard_id)
     candidates = _with_schema(table, schema)
     record = _replace_atomically(path, lambda p: write_parquet(candidates, p))  # hashed as it is written
-    node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+    node = this_node()
     marker = {
         "shard_id": shard_id,
         "source": source,
         "rows": table.num_rows,
         "funnel": funnel_counts(table, stage_names, owner),
         "stage_seconds": {k: round(v, 6) for k, v in sorted(seconds.items())},
-        "nodes": {**{k: sorted(v) for k, v in sorted(nodes.items())}, **({"candidates": [node]} if node else {})},
+        "nodes": {**{k: sorted(v) for k, v in sorted(nodes.items())}, "candidates": [node]},
         FILES: {path.name: record},
     }
     _replace_atomically(marker_path(out, shard_id), lambda p: p.write_text(json.dumps(marker, indent=1)))
