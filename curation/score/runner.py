@@ -3,11 +3,13 @@ Ray Data, write each shard's candidates as it completes, then sum every shard's 
 
 import json
 import logging
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
 import ray
 from omegaconf import DictConfig
 
@@ -18,7 +20,7 @@ from curation.models.registry import check_weights
 from curation.readers import READER_REASONS, InputShard, discover_input_shards, read_dataset
 from curation.score.config import ScoreConfig
 from curation.score.funnel import add_counts, check_invariant, reason_owner
-from curation.score.sink import RECORD_SCHEMA, CandidateSink, part_is_intact, read_marker, write_fragments
+from curation.score.sink import FRAGMENTS, RECORD_SCHEMA, CandidateSink, part_is_intact, read_marker, write_fragments
 from curation.score.stage_groups import StageGroup, group_stages
 from curation.score.stage_runner import apply_stage
 from curation.stages.aesthetic import AestheticStage
@@ -116,46 +118,62 @@ def run_score(cfg_node: DictConfig) -> ScoreRun:
     if todo:
         require_weights(cfg)
     stages = build_stages(cfg)
-    names = [s.name for s in stages]
     owner = reason_owner([(s.name, s.reasons) for s in stages], READER_REASONS)
     start = time.perf_counter()
     if todo:
         log.info("%d of %d input shards to score", len(todo), len(shards))
         schema = candidate_schema(clip_embed_dim(cfg.models.clip))
-        with ray_session(cfg.address, num_cpus=cfg.num_cpus, host=cfg.host):
-            units = group_stages(stages)  # pixel stages share one worker and one decode per image
-            check_cpu_budget(units, ray.cluster_resources().get("CPU", 0.0))
-            sink = CandidateSink(
-                candidates,
-                schema=schema,
-                shard_sources={s.shard_id: s.shard_name for s in shards},
-                stage_names=names,
-                owner=owner,
-            )
-            sink.clear_fragments()
-            ds = read_dataset(todo)
-            for unit in units:
-                ds = apply_stage(ds, unit)
-            # Candidates are written where they were scored: only one small record per fragment reaches here
-            records = ds.drop_columns([IMAGE]).map_batches(
-                write_fragments,
-                fn_kwargs={"out_dir": str(candidates), "schema": schema},
-                batch_format="pyarrow",
-                batch_size=None,
-                num_cpus=0.25,
-            )
-            for batch in records.iter_batches(batch_format="pyarrow", batch_size=None):
-                sink.add(batch.cast(RECORD_SCHEMA))
-            if sink.pending:
-                raise RuntimeError(f"the stream ended with incomplete shards (id -> rows): {sink.pending}")
-            empty = {s.shard_id for s in todo} - set(sink.started)
-            for shard_id in sorted(empty):  # a shard with no rows at all never shows up in the stream
-                sink.write_empty(shard_id)
-            sink.finish()
+        try:
+            _score(cfg, todo, shards, stages, owner, schema, candidates)
+        except BaseException:  # stopped or failed: a shard without its marker is redone from scratch anyway
+            shutil.rmtree(candidates / FRAGMENTS, ignore_errors=True)
+            raise
     else:
         log.info("all %d input shards already scored; nothing to do", len(shards))
     stats = write_stats(out, shards, time.perf_counter() - start, len(todo))
     return ScoreRun(stats, len(todo), len(shards), time.perf_counter() - start)
+
+
+def _score(
+    cfg: ScoreConfig,
+    todo: list[InputShard],
+    shards: list[InputShard],
+    stages: list[Stage],
+    owner: dict[str, str],
+    schema: pa.Schema,
+    candidates: Path,
+) -> None:
+    """Streams `todo` through the stages on Ray; each shard's part and marker are written as it completes."""
+    with ray_session(cfg.address, num_cpus=cfg.num_cpus, host=cfg.host):
+        units = group_stages(stages)  # pixel stages share one worker and one decode per image
+        check_cpu_budget(units, ray.cluster_resources().get("CPU", 0.0))
+        sink = CandidateSink(
+            candidates,
+            schema=schema,
+            shard_sources={s.shard_id: s.shard_name for s in shards},
+            stage_names=[s.name for s in stages],
+            owner=owner,
+        )
+        sink.clear_fragments()
+        ds = read_dataset(todo)
+        for unit in units:
+            ds = apply_stage(ds, unit)
+        # Candidates are written where they were scored: only one small record per fragment reaches here
+        records = ds.drop_columns([IMAGE]).map_batches(
+            write_fragments,
+            fn_kwargs={"out_dir": str(candidates), "schema": schema},
+            batch_format="pyarrow",
+            batch_size=None,
+            num_cpus=0.25,
+        )
+        for batch in records.iter_batches(batch_format="pyarrow", batch_size=None):
+            sink.add(batch.cast(RECORD_SCHEMA))
+        if sink.pending:
+            raise RuntimeError(f"the stream ended with incomplete shards (id -> rows): {sink.pending}")
+        empty = {s.shard_id for s in todo} - set(sink.started)
+        for shard_id in sorted(empty):  # a shard with no rows at all never shows up in the stream
+            sink.write_empty(shard_id)
+        sink.finish()
 
 
 def _later_phases_nodes(path: Path, score_nodes: dict) -> dict:

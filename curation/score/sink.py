@@ -46,6 +46,9 @@ RECORD_SCHEMA = pa.schema(
         pa.field("rows", pa.int64()),
         pa.field("path", pa.string()),
         pa.field("nodes", pa.string()),  # JSON {stage: [node ids]} of the stages that ran this fragment's rows
+        # JSON [errno, strerror, filename] of an OSError writing the fragment: Ray Data hands the driver a worker's
+        # exception as text only, and the command reports a full disk or read-only output as one line from the OSError
+        pa.field("os_error", pa.string()),
     ]
 )
 
@@ -108,12 +111,16 @@ def write_fragments(batch: pa.Table, *, out_dir: str, schema: pa.Schema) -> pa.T
         path = fragment_dir(Path(out_dir), shard_id) / (
             hashlib.sha256("\n".join(keys).encode()).hexdigest()[:32] + ".parquet"
         )
-        path.parent.mkdir(parents=True, exist_ok=True)
         table = _with_schema(part, schema, keep=[STAGE_SECONDS])
-        _replace_atomically(path, lambda p, t=table: pq.write_table(t, p))
+        error = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _replace_atomically(path, lambda p, t=table: pq.write_table(t, p))
+        except OSError as err:
+            error = json.dumps([err.errno, err.strerror or str(err), err.filename and os.fspath(err.filename)])
         records.append(
             {SHARD_ID: shard_id, SHARD_ROWS: part[SHARD_ROWS][0].as_py(), "rows": part.num_rows, "path": str(path),
-             "nodes": json.dumps(batch_nodes(part), sort_keys=True)}
+             "nodes": json.dumps(batch_nodes(part), sort_keys=True), "os_error": error}
         )  # fmt: skip
     return pa.Table.from_pylist(records, schema=RECORD_SCHEMA)
 
@@ -208,6 +215,8 @@ class CandidateSink:
         self._collect()
         done = []
         for record in records.to_pylist():
+            if record["os_error"]:
+                raise OSError(*json.loads(record["os_error"]))
             shard_id = record[SHARD_ID]
             fragments = self._fragments.setdefault(shard_id, {})
             fragments[record["path"]] = record["rows"]

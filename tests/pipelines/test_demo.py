@@ -24,6 +24,8 @@ def test_demo_end_to_end_accounts_for_every_image(tmp_path, monkeypatch):
     manifest = pq.read_table(out / "raw" / "corpus.parquet").to_pylist()
     expected = Counter(row["expected_reason"] for row in manifest if row["expected_reason"] is not None)
     stats = json.loads((run / "stats.json").read_text())
+    # The write phase adds the nodes that wrote the shards to what score wrote
+    assert stats["nodes"].pop("write") == stats["nodes"]["candidates"]  # one local node did both
     assert stats == result.curate.score.stats
     assert stats["rows_in"] == result.corpus_files == len(manifest)
     # Model filters are in audit mode: only decode and size reject, exactly as the manifest expects.
